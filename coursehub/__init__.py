@@ -1,0 +1,8 @@
+"""coursehub: course delivery with Jupyter at university scale."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("coursehub")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,124 @@
+"""The `coursehub` command: one entry point, one small module per subcommand.
+
+Each subcommand module has `add_arguments(parser)` and `run(args) -> int`; heavy imports stay
+inside `run` so `coursehub --help` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: name -> (module, one-line help). Add a command by adding a line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("coursehub.cli", "check the platform settings and course files"),
+    "courses": ("coursehub.cli", "list the courses"),
+    "up": ("coursehub.platform.up", "run the platform locally (hub, proxy, grading service)"),
+}
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH",
+        help="a settings file, a course.yaml, a course folder or a courses folder (default: the configured ones)",
+    )
+    p.add_argument("--settings", type=Path, help="platform settings file (default: $COURSEHUB_SETTINGS or built-in)")
+
+
+def _courses_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--settings", type=Path, help="platform settings file")
+    p.add_argument("--courses-dir", type=Path, help="folder of courses (default: from the settings)")
+
+
+def validate(args: argparse.Namespace) -> int:
+    from coursehub.platform.courses import load_catalog, load_course
+    from coursehub.platform.errors import ConfigError
+    from coursehub.platform.settings import load_settings
+
+    problems = []
+    checked = []
+    targets: list[Path] = list(args.paths)
+    try:
+        settings = load_settings(args.settings)
+        checked.append(str(args.settings or "built-in settings"))
+    except ConfigError as e:
+        problems.extend(e.problems)
+        settings = None
+    if not targets and settings is not None:
+        targets = [settings.courses_dir]
+    for path in targets:
+        try:
+            if path.is_dir() and (path / "course.yaml").is_file():
+                load_course(path)
+            elif path.is_dir():
+                load_catalog(path)
+            elif path.name == "course.yaml":
+                load_course(path.parent)
+            else:
+                load_settings(path)
+            checked.append(str(path))
+        except ConfigError as e:
+            problems.extend(e.problems)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print("ok: " + ", ".join(checked))
+    return 0
+
+
+def courses(args: argparse.Namespace) -> int:
+    from coursehub.platform.courses import load_catalog
+    from coursehub.platform.errors import ConfigError
+    from coursehub.platform.settings import load_settings
+
+    try:
+        settings = load_settings(args.settings)
+        catalog = load_catalog(args.courses_dir or settings.courses_dir)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = [("ID", "TITLE", "ASSIGNMENTS", "TEXTBOOK")]
+    for c in catalog:
+        rows.append((c.id, c.title, ", ".join(a.id for a in c.assignments) or "-", "yes" if c.textbook else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+_LOCAL = {"validate": (_validate_args, validate), "courses": (_courses_args, courses)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coursehub", description="Course delivery with Jupyter.")
+    from coursehub import __version__
+
+    parser.add_argument("--version", action="version", version=f"coursehub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        if name in _LOCAL:
+            add, run = _LOCAL[name]
+        else:
+            mod = importlib.import_module(module)
+            add, run = mod.add_arguments, mod.run
+        add(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The nbgrader-based grading service: exchange API, autograding, gradebook export, LMS sync."""

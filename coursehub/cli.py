@@ -17,6 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("coursehub.cli", "check the platform settings and course files"),
     "courses": ("coursehub.cli", "list the courses"),
     "up": ("coursehub.platform.up", "run the platform locally (hub, proxy, grading service)"),
+    "helm-values": ("coursehub.platform.kube.helm_values", "render the Helm values (z2jh + coursehub) from settings and courses"),
+    "capacity": ("coursehub.platform.kube.capacity", "plan nodes, placeholder seats and spawn limits for a semester week"),
+    "scale-placeholders": ("coursehub.platform.kube.scaler", "raise or lower the user placeholders for upcoming lectures"),
+    "export": ("coursehub.grading.export.cli", "export a course's grades (CSV, Canvas import, xlsx)"),
 }
 
 
@@ -94,26 +98,34 @@ def courses(args: argparse.Namespace) -> int:
 _LOCAL = {"validate": (_validate_args, validate), "courses": (_courses_args, courses)}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coursehub", description="Course delivery with Jupyter.")
+def _resolve(name: str):
+    if name in _LOCAL:
+        return _LOCAL[name]
+    mod = importlib.import_module(COMMANDS[name][0])
+    return mod.add_arguments, mod.run
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """All commands are listed; only the `selected` one's module is imported (a broken or slow
+    command module never affects the others)."""
     from coursehub import __version__
 
+    parser = argparse.ArgumentParser(prog="coursehub", description="Course delivery with Jupyter.")
     parser.add_argument("--version", action="version", version=f"coursehub {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_) in COMMANDS.items():
+    for name, (_module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        if name in _LOCAL:
-            add, run = _LOCAL[name]
-        else:
-            mod = importlib.import_module(module)
-            add, run = mod.add_arguments, mod.run
-        add(p)
-        p.set_defaults(func=run)
+        if name == selected:
+            add, run = _resolve(name)
+            add(p)
+            p.set_defaults(func=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

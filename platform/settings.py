@@ -30,6 +30,8 @@ class HubSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     #: The hub's own address for the proxy and services (loopback port, local mode).
     hub_port: int = Field(8081, ge=0, le=65535)
+    #: The proxy's REST API (loopback, local mode).
+    proxy_api_port: int = Field(8001, ge=1, le=65535)
     #: JupyterHub database; default: SQLite in the state folder.
     db_url: str | None = None
     concurrent_spawn_limit: int = Field(100, ge=0)
@@ -109,7 +111,7 @@ class SsoSettings(Section):
 
 class AuthSettings(Section):
     #: The development login: loopback-only, local mode only; replaced by the local LMS page.
-    dev_login: bool = False
+    dev_login: bool = True
     lti: LtiSettings = LtiSettings()
     sso: SsoSettings = SsoSettings()
 
@@ -147,6 +149,23 @@ class KubernetesSettings(Section):
     node_cpu: float = Field(8, gt=0)
     node_memory: Quantity = "32Gi"
     node_boot_minutes: float = Field(5, gt=0)
+    #: What a user node keeps for the system; the rest is allocatable to user pods.
+    node_reserved_cpu: float = Field(0.5, ge=0)
+    node_reserved_memory: Quantity = "2Gi"
+    #: Pods one user node may hold (the kubelet's default maximum is 110, minus system pods).
+    max_pods_per_node: int = Field(100, gt=0)
+    #: Students of a lecture arrive spread over this many minutes after it starts.
+    arrival_minutes: float = Field(10, gt=0)
+    #: Placeholders go up this long before a lecture starts (node boot plus a margin).
+    placeholder_lead_minutes: float = Field(15, ge=0)
+    #: Share of each course's students active outside lectures (homework, deadlines).
+    baseline_share: float = Field(0.05, ge=0, le=1)
+    #: Raise and lower the user placeholders around lectures (the scale-placeholders CronJob).
+    scale_placeholders: bool = True
+    #: Secret with the PostgreSQL passwords (keys `hub-password`, `grading-password`).
+    db_secret: str = "coursehub-db"
+    #: Grading storage (submissions, feedback): size of its volume claim.
+    grading_storage: Quantity = "50Gi"
 
 
 class Settings(Section):

@@ -1,0 +1,163 @@
+"""Applies validated coursehub settings to a JupyterHub config object.
+
+`jupyterhub_config.py` only calls `apply(c, load_settings(), load_catalog(...))`. Each part of the
+hub (network, proxy, authentication, spawner, services) has one function here; the parts that
+belong to a subsystem call into that subsystem's package.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from coursehub.paths import SOURCE_ROOT
+
+from .courses import Catalog
+from .profiles import profile_for
+from .settings import Settings
+
+#: nbgrader JupyterLab plugins and server extensions that only course staff need.
+STAFF_ONLY_LAB_PLUGINS = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:create-assignment",
+)
+STAFF_ONLY_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+)
+
+
+def apply(c: Any, settings: Settings, catalog: Catalog) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    configure_hub(c, settings)
+    configure_proxy(c, settings)
+    configure_auth(c, settings, catalog)
+    configure_spawner(c, settings, catalog)
+    configure_services(c, settings, catalog)
+
+
+def configure_hub(c: Any, settings: Settings) -> None:
+    hub = settings.hub
+    c.JupyterHub.ip = hub.ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.hub_ip = "127.0.0.1" if settings.local else "0.0.0.0"
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.db_url = settings.hub_db_url()
+    c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
+    c.JupyterHub.active_server_limit = hub.active_server_limit
+    templates = Path(__file__).parent / "templates"
+    if templates.is_dir():
+        c.JupyterHub.template_paths = [str(templates)]
+    c.Authenticator.admin_users = set(hub.admin_users)
+
+
+def configure_proxy(c: Any, settings: Settings) -> None:
+    if not settings.local:
+        return  # the chart's proxy
+    chp = _find_proxy()
+    if chp:
+        c.ConfigurableHTTPProxy.command = [chp]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(settings.state_dir / "proxy.pid")
+
+
+def _find_proxy() -> str | None:
+    if SOURCE_ROOT is not None:
+        local = SOURCE_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+        if local.exists():
+            return str(local)
+    return shutil.which("configurable-http-proxy")
+
+
+def configure_auth(c: Any, settings: Settings, catalog: Catalog) -> None:
+    c.Authenticator.allow_all = True  # the launch (or SSO) is the gate; course roles do the rest
+    c.Authenticator.manage_groups = True
+    if settings.auth.dev_login:
+        from .devauth import DevLoginAuthenticator
+
+        c.JupyterHub.authenticator_class = DevLoginAuthenticator
+        c.DevLoginAuthenticator.hub_ip = settings.hub.ip
+        c.DevLoginAuthenticator.course_staff = {
+            course.id: course.staff.model_dump() for course in catalog
+        }
+        return
+    # LTI 1.3, campus SSO and the local LMS page: the identity subsystem (issue 3).
+    raise NotImplementedError("LTI/SSO sign-in is not wired yet: set auth.dev_login: true")
+
+
+def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
+    profiles = {course.id: profile_for(course) for course in catalog}
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = settings.hub.start_timeout
+    c.Spawner.http_timeout = 60
+    if settings.spawner.backend == "local":
+        from .spawner import LocalCourseSpawner, apply_course_option
+
+        config_root = settings.state_dir / "jupyter-config"
+        write_role_configs(config_root, settings)
+        c.JupyterHub.spawner_class = LocalCourseSpawner
+        c.LocalCourseSpawner.homes_dir = str(settings.homes_dir())
+        c.LocalCourseSpawner.role_config_root = str(config_root)
+        c.LocalCourseSpawner.course_profiles = profiles
+        c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+        c.Spawner.apply_user_options = apply_course_option
+    else:
+        raise NotImplementedError("the Kubernetes spawner is configured by the Helm chart (issue 7)")
+
+
+def write_role_configs(root: Path, settings: Settings) -> None:
+    """Jupyter config folders for the two kinds of user server: 'student' and 'staff'.
+
+    They are put on each server's JUPYTER_CONFIG_PATH, ahead of the installed defaults: students
+    don't get the formgrader or course list; both get the coursehub exchange (nbgrader_config.py).
+    """
+    for role in ("student", "staff"):
+        folder = root / role
+        (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+        staff = role == "staff"
+        page_config = {"disabledExtensions": {p: True for p in STAFF_ONLY_LAB_PLUGINS} if not staff else {}}
+        server_config = {
+            "ServerApp": {"jpserver_extensions": {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}}
+        }
+        _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
+        _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))
+        _write_if_changed(folder / "nbgrader_config.py", nbgrader_config(settings, staff=staff))
+
+
+def nbgrader_config(settings: Settings, *, staff: bool) -> str:
+    """nbgrader configuration for user servers (the exchange plugin is wired by the grading service)."""
+    return "# Written by coursehub; changes are overwritten at hub start.\nc = get_config()  # noqa\n"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
+    services: list[dict] = []
+    roles: list[dict] = []
+    if settings.spawner.idle_timeout > 0:
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    sys.executable, "-m", "jupyterhub_idle_culler",
+                    f"--timeout={settings.spawner.idle_timeout}", "--cull-every=300",
+                ],
+            }
+        )
+        roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

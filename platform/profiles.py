@@ -1,0 +1,64 @@
+"""Course profiles: what a course's user server looks like, for every spawner backend.
+
+One `CourseProfile` per course, built from `course.yaml`'s `environment`. The local spawner uses
+it for environment variables and the default URL; KubeSpawner uses the same data for image and
+resources (see `coursehub.platform.kube`). Keeping one source means a course behaves the same on a
+laptop and on a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .courses import COURSE_ROLES, Course, course_group, parse_quantity
+
+
+@dataclass(frozen=True)
+class CourseProfile:
+    slug: str
+    display_name: str
+    description: str
+    image: str
+    cpu_guarantee: float
+    cpu_limit: float
+    mem_guarantee: int
+    mem_limit: int
+    storage: str
+    default_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    #: The hub groups whose members may start this profile.
+    groups: tuple[str, ...] = ()
+
+
+def profile_for(course: Course) -> CourseProfile:
+    e = course.environment
+    return CourseProfile(
+        slug=course.id,
+        display_name=course.title,
+        description=course.description,
+        image=e.image,
+        cpu_guarantee=e.cpu_guarantee,
+        cpu_limit=e.cpu_limit,
+        mem_guarantee=parse_quantity(e.mem_guarantee),
+        mem_limit=parse_quantity(e.mem_limit),
+        storage=e.storage,
+        default_url=e.default_url,
+        env={**e.env, "COURSEHUB_COURSE": course.id},
+        groups=tuple(course_group(course.id, role) for role in COURSE_ROLES),
+    )
+
+
+def courses_of(group_names: list[str] | set[str]) -> dict[str, set[str]]:
+    """{course_id: {roles}} from a user's hub group names."""
+    from .courses import parse_course_group
+
+    out: dict[str, set[str]] = {}
+    for name in group_names:
+        parsed = parse_course_group(name)
+        if parsed:
+            out.setdefault(parsed[0], set()).add(parsed[1])
+    return out
+
+
+def is_staff(roles: set[str]) -> bool:
+    return bool(roles & {"instructor", "ta"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def configure_hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.ip = hub.ip
     c.JupyterHub.port = hub.port
     c.JupyterHub.hub_ip = "127.0.0.1" if settings.local else "0.0.0.0"
-    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.hub_port = hub.hub_port or free_loopback_port()
     c.JupyterHub.db_url = settings.hub_db_url()
     c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
@@ -56,13 +57,20 @@ def configure_hub(c: Any, settings: Settings) -> None:
     c.Authenticator.admin_users = set(hub.admin_users)
 
 
+def free_loopback_port() -> int:
+    """A port nobody listens on now, for internal loopback endpoints set to 0 ("any")."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def configure_proxy(c: Any, settings: Settings) -> None:
     if not settings.local:
         return  # the chart's proxy
     chp = _find_proxy()
     if chp:
         c.ConfigurableHTTPProxy.command = [chp]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port or free_loopback_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(settings.state_dir / "proxy.pid")
 
 
@@ -87,7 +95,9 @@ def configure_auth(c: Any, settings: Settings, catalog: Catalog) -> None:
         }
         return
     # LTI 1.3, campus SSO and the local LMS page: the identity subsystem (issue 3).
-    raise NotImplementedError("LTI/SSO sign-in is not wired yet: set auth.dev_login: true")
+    from .auth import configure as configure_lti_auth
+
+    configure_lti_auth(c, settings, catalog)
 
 
 def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
@@ -159,5 +169,20 @@ def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
                 "services": ["idle-culler"],
             }
         )
+    if settings.textbook.enabled and any(course.textbook for course in catalog):
+        from .textbook.service import hub_service
+
+        service, user_grant = hub_service(settings, port=settings.textbook.port or free_loopback_port())
+        services.append(service)
+        grant_to_all_users(roles, user_grant["scopes"])
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
+
+
+def grant_to_all_users(roles: list[dict], scopes: list[str]) -> None:
+    """Add `scopes` to JupyterHub's default 'user' role (defined once, keeping its 'self' scope)."""
+    role = next((r for r in roles if r.get("name") == "user"), None)
+    if role is None:
+        role = {"name": "user", "scopes": ["self"]}
+        roles.append(role)
+    role["scopes"] = list(dict.fromkeys([*role.get("scopes", []), *scopes]))

@@ -28,10 +28,10 @@ class Section(BaseModel):
 class HubSettings(Section):
     ip: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    #: The hub's own address for the proxy and services (loopback port, local mode).
-    hub_port: int = Field(8081, ge=0, le=65535)
-    #: The proxy's REST API (loopback, local mode).
-    proxy_api_port: int = Field(8001, ge=1, le=65535)
+    #: The hub's own port for the proxy and services (loopback in local mode); 0: any free port.
+    hub_port: int = Field(0, ge=0, le=65535)
+    #: The proxy's REST API port (loopback, local mode); 0: any free port.
+    proxy_api_port: int = Field(0, ge=0, le=65535)
     #: JupyterHub database; default: SQLite in the state folder.
     db_url: str | None = None
     concurrent_spawn_limit: int = Field(100, ge=0)
@@ -70,6 +70,8 @@ class LtiSettings(Section):
     max_age_seconds: int = Field(600, gt=0)
     nonce_ttl_seconds: int = Field(900, gt=0)
     jwks_cache_seconds: int = Field(300, ge=0)
+    #: An unknown key id makes the hub refetch a platform's JWKS at most this often.
+    jwks_min_refetch_seconds: int = Field(10, ge=0)
     #: The built-in LMS launch page (local mode only, loopback only).
     local_lms: bool = True
 
@@ -141,6 +143,14 @@ class GradingSettings(Section):
     sandbox: SandboxLimits = SandboxLimits()
 
 
+class TextbookSettings(Section):
+    """The textbooks service: serves each course's built book at /services/textbooks/<course>/."""
+
+    enabled: bool = True
+    #: Loopback port of the service; 0 picks a free port at hub start (it is reached via the proxy).
+    port: int = Field(0, ge=0, le=65535)
+
+
 class KubernetesSettings(Section):
     namespace: str = "coursehub"
     storage_class: str | None = None
@@ -176,6 +186,7 @@ class Settings(Section):
     spawner: SpawnerSettings = SpawnerSettings()
     auth: AuthSettings = AuthSettings()
     grading: GradingSettings = GradingSettings()
+    textbook: TextbookSettings = TextbookSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
 
     #: The file these settings came from (not part of the file).

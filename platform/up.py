@@ -53,6 +53,7 @@ def prepare(args: argparse.Namespace) -> Settings:
 
 def port_free(ip: str, port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hub binds; ignores TIME_WAIT
         try:
             s.bind((ip, port))
         except OSError:
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for name, port in (("hub", settings.hub.port), ("hub API", settings.hub.hub_port),
                        ("proxy API", settings.hub.proxy_api_port)):
-        if not port_free(settings.hub.ip if name == "hub" else "127.0.0.1", port):
+        if port and not port_free(settings.hub.ip if name == "hub" else "127.0.0.1", port):
             print(f"error: port {port} ({name}) is already in use; choose another with --port "
                   "or the settings file", file=sys.stderr)
             return 1

@@ -1,0 +1,87 @@
+"""Course selection in the spawner, home folder names, and the development login's guard."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from coursehub.paths import SOURCE_ROOT
+from coursehub.platform.courses import load_course
+from coursehub.platform.devauth import DevLoginAuthenticator
+from coursehub.platform.profiles import courses_of, profile_for
+from coursehub.platform.spawner import LocalCourseSpawner, apply_course_option, safe_dirname
+
+DEMO = profile_for(load_course(SOURCE_ROOT / "courses" / "demo-101"))
+
+
+def spawner_for(groups: list[str], options: dict | None = None) -> LocalCourseSpawner:
+    user = SimpleNamespace(name="u1", groups=[SimpleNamespace(name=g) for g in groups])
+    sp = LocalCourseSpawner.__new__(LocalCourseSpawner)  # no hub objects needed for these methods
+    object.__setattr__(sp, "_trait_values", {})
+    sp._trait_values.update(course_profiles={"demo-101": DEMO}, user_options=options or {})
+    sp.user = user
+    return sp
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("alice", "alice"), ("../../etc", "_.._etc"), ("a/b", "a_b"), (".hidden", "hidden"), ("", "_"),
+     ("lti-4f2a", "lti-4f2a")],
+)
+def test_safe_dirname(name, expected):
+    assert safe_dirname(name) == expected
+    assert "/" not in safe_dirname(name)
+
+
+def test_profile_from_course():
+    assert DEMO.mem_limit == 2**30 and DEMO.cpu_limit == 1
+    assert DEMO.env["COURSEHUB_COURSE"] == "demo-101"
+    assert "course:demo-101:student" in DEMO.groups
+
+
+def test_courses_of_groups():
+    assert courses_of(["course:a:student", "course:b:ta", "course:b:instructor", "other", "course:x:admin"]) == {
+        "a": {"student"}, "b": {"ta", "instructor"}}
+
+
+def test_selected_course_requires_membership():
+    sp = spawner_for(["course:demo-101:student"], {"course": "demo-101"})
+    assert sp.selected_course() is DEMO
+    with pytest.raises(ValueError, match="not enrolled"):
+        spawner_for(["course:other:student"], {"course": "demo-101"}).selected_course()
+    with pytest.raises(ValueError, match="not enrolled"):
+        spawner_for(["course:demo-101:student"], {"course": "nope"}).selected_course()
+    # one course and no choice: that course; no course: no profile
+    assert spawner_for(["course:demo-101:ta"]).selected_course() is DEMO
+    assert spawner_for([]).selected_course() is None
+
+
+def test_apply_user_options_rejects_unknown_keys():
+    sp = spawner_for(["course:demo-101:student"])
+    with pytest.raises(ValueError, match="Unknown server options: image"):
+        apply_course_option(sp, {"image": "evil:latest"})
+    apply_course_option(sp, {"course": "demo-101"})
+
+
+def test_staff_detection():
+    assert spawner_for(["course:demo-101:ta"]).staff_anywhere()
+    assert not spawner_for(["course:demo-101:student"]).staff_anywhere()
+
+
+async def test_dev_login_refuses_outside_loopback():
+    auth = DevLoginAuthenticator(hub_ip="0.0.0.0", course_staff={"demo-101": {"instructors": ["ines"]}})
+    with pytest.raises(RuntimeError, match="loopback"):
+        await auth.authenticate(None, {"username": "alice"})
+
+
+async def test_dev_login_roles_and_name_rules():
+    auth = DevLoginAuthenticator(
+        hub_ip="127.0.0.1",
+        course_staff={"demo-101": {"instructors": ["ines"], "teaching_assistants": ["tom"]}, "b": {}},
+    )
+    assert (await auth.authenticate(None, {"username": "ines"}))["groups"] == [
+        "course:b:student", "course:demo-101:instructor"]
+    assert "course:demo-101:ta" in (await auth.authenticate(None, {"username": "Tom"}))["groups"]
+    for bad in ["", "../x", "a b", "x" * 80]:
+        assert await auth.authenticate(None, {"username": bad}) is None

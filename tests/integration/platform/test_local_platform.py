@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import requests
 from support.hub import running_hub
+
+pytestmark = pytest.mark.hubcompat
 
 
 def test_hub_login_spawn_lab_and_clean_shutdown(tmp_path):

@@ -17,10 +17,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("coursehub.cli", "check the platform settings and course files"),
     "courses": ("coursehub.cli", "list the courses"),
     "up": ("coursehub.platform.up", "run the platform locally (hub, proxy, grading service)"),
+    "autograde": ("coursehub.grading.autograde.cli", "autograde an assignment's submissions in parallel, sandboxed"),
     "helm-values": ("coursehub.platform.kube.helm_values", "render the Helm values (z2jh + coursehub) from settings and courses"),
     "capacity": ("coursehub.platform.kube.capacity", "plan nodes, placeholder seats and spawn limits for a semester week"),
     "scale-placeholders": ("coursehub.platform.kube.scaler", "raise or lower the user placeholders for upcoming lectures"),
     "export": ("coursehub.grading.export.cli", "export a course's grades (CSV, Canvas import, xlsx)"),
+    "textbook": ("coursehub.platform.textbook.cli", "build a course's textbook; print launch links of its pages"),
 }
 
 

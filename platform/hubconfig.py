@@ -117,7 +117,9 @@ def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
         c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
         c.Spawner.apply_user_options = apply_course_option
     else:
-        raise NotImplementedError("the Kubernetes spawner is configured by the Helm chart (issue 7)")
+        from .kube.hub_setup import configure_kube_spawner
+
+        configure_kube_spawner(c, settings, catalog)
 
 
 def write_role_configs(root: Path, settings: Settings) -> None:
@@ -140,8 +142,10 @@ def write_role_configs(root: Path, settings: Settings) -> None:
 
 
 def nbgrader_config(settings: Settings, *, staff: bool) -> str:
-    """nbgrader configuration for user servers (the exchange plugin is wired by the grading service)."""
-    return "# Written by coursehub; changes are overwritten at hub start.\nc = get_config()  # noqa\n"
+    """nbgrader configuration for user servers: the coursehub exchange plugin (grading service)."""
+    from coursehub.grading.service.hub import nbgrader_config_text
+
+    return nbgrader_config_text(settings, staff=staff)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -175,6 +179,10 @@ def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
         service, user_grant = hub_service(settings, port=settings.textbook.port or free_loopback_port())
         services.append(service)
         grant_to_all_users(roles, user_grant["scopes"])
+    if settings.grading.enabled:
+        from coursehub.grading.service.hub import configure_grading
+
+        configure_grading(c, settings, catalog, services, roles)
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 

@@ -141,6 +141,8 @@ class GradingSettings(Section):
     workers: int | None = Field(None, ge=1)
     max_attempts: int = Field(3, ge=1)
     sandbox: SandboxLimits = SandboxLimits()
+    #: Grading-service plugins (modules with `setup(plugins)`); the course dashboard is one.
+    plugins: list[str] = ["coursehub.grading.dashboard"]
 
 
 class TextbookSettings(Section):

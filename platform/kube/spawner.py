@@ -1,0 +1,110 @@
+"""`CourseKubeSpawner`: KubeSpawner that offers each user only the profiles of their courses.
+
+The chart puts every course profile in `singleuser.profileList` (so the pre-puller sees their
+images); this subclass filters that list by the user's JupyterHub groups each time it is read,
+so a student can neither see nor request (through the REST API) another course's environment:
+KubeSpawner rejects a profile slug that is not in the filtered list.
+
+Like the local spawner (platform/spawner.py) it also
+- takes the course from `?course=<id>` (JupyterHub 6: `?opt-course=`) or `user_options["course"]`,
+  which is how the LTI launch asks for a server; the profile slug is the course id;
+- gives course staff (instructor or TA of any course) the staff Jupyter configuration (formgrader,
+  create-assignment) and everyone else the student one, through JUPYTER_CONFIG_PATH.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Bool, Unicode, default
+
+from coursehub.platform.profiles import courses_of, is_staff
+
+from .profiles import visible_profiles
+
+
+class CourseKubeSpawner(KubeSpawner):
+    admin_sees_all_courses = Bool(
+        False, config=True,
+        help="Let hub admins start any course's environment (for operators checking a course).",
+    )
+    require_course = Bool(
+        True, config=True,
+        help="Refuse to start a server for a user who belongs to no course (instead of the plain "
+        "singleuser defaults).",
+    )
+    role_config_root = Unicode(
+        "", config=True,
+        help="Folder in the user pod with 'student' and 'staff' Jupyter config folders (coursehub "
+        "mounts them with singleuser.extraFiles); empty: no role configuration.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        configured = self.profile_list
+        self._course_profiles: list[dict[str, Any]] = []
+        if callable(configured):
+            return  # an operator's own callable wins; nothing to wrap
+        if isinstance(configured, dict):  # KubeSpawner 7.1's dict form: keyed by slug, in key order
+            configured = [configured[key] for key in sorted(configured)]
+        self._course_profiles = list(configured or [])
+        self.profile_list = self._profiles_for_user
+
+    # ---- which profiles ------------------------------------------------------------------
+
+    def _user_group_names(self) -> list[str]:
+        return [getattr(g, "name", g) for g in (getattr(self.user, "groups", None) or [])]
+
+    def _profiles_for_user(self, spawner: KubeSpawner) -> list[dict[str, Any]]:
+        return visible_profiles(
+            self._course_profiles,
+            self._user_group_names(),
+            admin=bool(getattr(self.user, "admin", False)),
+            admin_sees_all=self.admin_sees_all_courses,
+        )
+
+    # ---- the course from the launch -------------------------------------------------------
+
+    @default("options_from_form")
+    def _course_options_from_form_default(self):
+        return self._course_options_from_form
+
+    def _course_options_from_form(self, formdata: dict[str, Any]) -> dict[str, Any]:
+        """KubeSpawner's form parsing, plus `course` (the launch's query argument) as the profile."""
+        course = formdata.get("course")
+        if isinstance(course, list):
+            course = course[0] if course else None
+        options = self._options_from_form({k: v for k, v in formdata.items() if k != "course"})
+        if course and "profile" not in options:
+            options["profile"] = course
+        return options
+
+    async def load_user_options(self) -> None:
+        options = dict(self.user_options or {})
+        course = options.pop("course", None)
+        if course and "profile" not in options:
+            options["profile"] = course  # REST API callers may pass {"course": id}
+            self.user_options = options
+        if self.require_course and self._course_profiles and not self._profiles_for_user(self):
+            raise web.HTTPError(
+                403,
+                "You are not enrolled in a course on this hub yet. Open the course from your LMS "
+                "(Canvas, Moodle, ...) once; that adds you to it.",
+            )
+        await super().load_user_options()
+
+    # ---- staff or student -----------------------------------------------------------------
+
+    def role(self) -> str:
+        memberships = courses_of(self._user_group_names())
+        return "staff" if any(is_staff(roles) for roles in memberships.values()) else "student"
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        role = self.role()
+        env["COURSEHUB_ROLE"] = role
+        if self.role_config_root:
+            env["JUPYTER_CONFIG_PATH"] = f"{self.role_config_root.rstrip('/')}/{role}"
+        return env

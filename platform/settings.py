@@ -113,7 +113,7 @@ class SsoSettings(Section):
 
 class AuthSettings(Section):
     #: The development login: loopback-only, local mode only; replaced by the local LMS page.
-    dev_login: bool = True
+    dev_login: bool = False
     lti: LtiSettings = LtiSettings()
     sso: SsoSettings = SsoSettings()
 
@@ -151,6 +151,8 @@ class TextbookSettings(Section):
     enabled: bool = True
     #: Loopback port of the service; 0 picks a free port at hub start (it is reached via the proxy).
     port: int = Field(0, ge=0, le=65535)
+    #: Build missing or stale books in the background when the service starts (otherwise on first visit).
+    build_at_start: bool = False
 
 
 class KubernetesSettings(Section):

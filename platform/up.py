@@ -44,6 +44,8 @@ def prepare(args: argparse.Namespace) -> Settings:
 
         raise ConfigError([Problem(settings.source, "mode", "`coursehub up` runs the local platform (mode: local)")])
     load_catalog(settings.courses_dir)
+    if "build_at_start" not in settings.textbook.model_fields_set:
+        settings.textbook.build_at_start = True  # a newcomer's first look at the book should not wait
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     effective = settings.state_dir / "settings.effective.yaml"
     data = json.loads(settings.model_dump_json())

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "capacity": ("coursehub.platform.kube.capacity", "plan nodes, placeholder seats and spawn limits for a semester week"),
     "scale-placeholders": ("coursehub.platform.kube.scaler", "raise or lower the user placeholders for upcoming lectures"),
     "export": ("coursehub.grading.export.cli", "export a course's grades (CSV, Canvas import, xlsx)"),
+    "grading-db": ("coursehub.grading.dbcli", "show or upgrade the grading database schema"),
     "textbook": ("coursehub.platform.textbook.cli", "build a course's textbook; print launch links of its pages"),
 }
 

@@ -1,0 +1,128 @@
+"""The grading database: engines, sessions, and alembic migrations over every grading branch.
+
+Migrations live in `grading/migrations/` with one version folder per part of the grading service:
+`versions/` (exchange, this module's owner), `jobs/` (autograde queue, branch label "jobs") and
+`lms/` (grade sync, branch label "lms"). `upgrade()` brings all branches to their heads. The
+service refuses to start on an old schema (`check_schema`) and names the command that upgrades it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_FOLDERS = ("versions", "jobs", "lms")
+UPGRADE_COMMAND = "coursehub grading-db upgrade"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url`. SQLite gets WAL, full fsync on commit and a busy timeout."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str, engine: Engine | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    folders = [MIGRATIONS / f for f in VERSION_FOLDERS if (MIGRATIONS / f).is_dir()]
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", __import__("os").pathsep.join(str(f) for f in folders))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def code_heads(url: str = "sqlite://") -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def db_heads(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def upgrade(url: str, engine: Engine | None = None, target: str = "heads") -> None:
+    """Bring the database at `url` to `target` (every branch's head by default)."""
+    own = engine is None
+    engine = engine or make_engine(url)
+    try:
+        command.upgrade(alembic_config(url, engine), target)
+    finally:
+        if own:
+            engine.dispose()
+
+
+@dataclass
+class SchemaStatus:
+    current: set[str]
+    expected: set[str]
+    empty: bool
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.expected
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    empty = not inspect(engine).get_table_names()
+    return SchemaStatus(db_heads(engine), code_heads(), empty)
+
+
+class SchemaOutdated(RuntimeError):
+    def __init__(self, url: str, status: SchemaStatus, settings_hint: str = ""):
+        current = ", ".join(sorted(status.current)) or "none"
+        expected = ", ".join(sorted(status.expected))
+        super().__init__(
+            f"The grading database ({redact(url)}) is at schema revision {current}; this version of "
+            f"coursehub needs {expected}. Back it up, then run: {UPGRADE_COMMAND}{settings_hint}"
+        )
+
+
+def check_schema(url: str, engine: Engine, *, create_if_empty: bool = True, settings_hint: str = "") -> None:
+    """Raise SchemaOutdated unless the schema is current. An empty database is created (it is not
+    an old schema; there is nothing to migrate) unless `create_if_empty` is False."""
+    status = schema_status(engine)
+    if status.up_to_date:
+        return
+    if status.empty and create_if_empty:
+        upgrade(url, engine)
+        return
+    raise SchemaOutdated(url, status, settings_hint)
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL we can parse: say nothing about it
+        return "<database>"

@@ -1,0 +1,99 @@
+"""Run the grading service: `python -m coursehub.grading.service [--settings FILE] [--port N]`.
+
+JupyterHub starts it as a managed service on the local platform (see platform/hubconfig.py); at
+scale it runs in its own pod with the same command. It refuses to start on an old database schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger("coursehub.grading.service")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m coursehub.grading.service")
+    p.add_argument("--settings", type=Path, help="platform settings file (default: $COURSEHUB_SETTINGS)")
+    p.add_argument("--port", type=int, help="port to listen on (default: grading.port or $JUPYTERHUB_SERVICE_URL)")
+    p.add_argument("--ip", help="address to listen on (default: from $JUPYTERHUB_SERVICE_URL, else 127.0.0.1)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+    from coursehub.platform.errors import ConfigError
+    from coursehub.platform.settings import load_settings
+
+    from ..db import SchemaOutdated, check_schema, make_engine, redact
+    from ..storage import BlobStore
+    from .app import make_app, make_core
+    from .coursedirs import ensure_course_dirs
+    from .plugins import load_plugins
+
+    try:
+        settings = load_settings(args.settings)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    url = settings.grading_db_url()
+    engine = make_engine(url)
+    hint = f" --settings {settings.source}" if settings.source else ""
+    try:
+        check_schema(url, engine, settings_hint=hint)
+    except SchemaOutdated as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    store = BlobStore(settings.storage_dir())
+    swept = store.sweep_tmp()
+    if swept:
+        log.info("removed %d unfinished upload(s) left by an earlier stop", swept)
+    core = make_core(settings, engine)
+    if settings.local:
+        ensure_course_dirs(settings, core.catalog())
+    plugins = load_plugins(getattr(settings.grading, "plugins", []) or [])
+    app = make_app(settings, core=core, plugins=plugins)
+
+    service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+    parsed = urlparse(service_url) if service_url else None
+    port = args.port or (parsed.port if parsed and parsed.port else settings.grading.port)
+    ip = args.ip or (parsed.hostname if parsed else None) or ("127.0.0.1" if settings.local else "0.0.0.0")
+    limit = core.limits.max_total_bytes * 4 + 2**20
+
+    async def serve() -> None:
+        server = app.listen(port, address=ip, max_body_size=limit, xheaders=not settings.local)
+        ctx = app.settings["coursehub"]
+        asyncio.get_running_loop().run_in_executor(ctx.executor, _sweep, core)
+        log.info("grading service on http://%s:%d (database %s, storage %s)", ip, port, redact(url),
+                 settings.storage_dir())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        ctx.stopping = True  # requests still arriving on open connections get 503 and retry
+        server.stop()
+        await asyncio.sleep(0.2)
+        await loop.run_in_executor(None, lambda: ctx.executor.shutdown(wait=True))
+
+    asyncio.run(serve())
+    engine.dispose()
+    return 0
+
+
+def _sweep(core) -> None:  # noqa: ANN001
+    try:
+        removed = core.sweep_orphans()
+        if removed:
+            log.info("removed %d stored file(s) that no submission or release refers to", removed)
+    except Exception:  # noqa: BLE001 - housekeeping must never stop the service
+        log.exception("sweeping unreferenced files failed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

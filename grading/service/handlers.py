@@ -1,0 +1,336 @@
+"""The REST exchange API (tornado handlers over `ExchangeCore`).
+
+All routes live under the service prefix (`/services/grading/`). API routes take the hub token in
+the `Authorization` header only (no cookies, so no cross-site requests); browser pages use the
+hub's OAuth cookie. Errors are JSON `{"error": message}` with a status that says what happened.
+See docs/instructors/exchange.md for the route table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated
+from sqlalchemy.exc import InterfaceError, OperationalError
+from tornado import web
+from tornado.escape import xhtml_escape
+from tornado.ioloop import IOLoop
+
+from ..archive import HEADER_SLACK
+from .core import Caller, CollectedEvent, ServiceError
+
+log = logging.getLogger("coursehub.grading.service")
+
+#: A refused upload is read (and dropped) up to this many times its limit, so the client sees the
+#: 413 message instead of a reset connection; beyond that the connection is closed.
+DRAIN_FACTOR = 4
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Hub authentication, course roles, JSON errors, and a thread pool for blocking work."""
+
+    #: API handlers refuse cookie authentication (cross-site request protection).
+    token_only = True
+    #: Handlers that need no authentication (health check).
+    public = False
+
+    @property
+    def hub_auth(self):  # noqa: ANN201 - HubOAuthenticated's property
+        return self.settings["hub_auth"]
+
+    @property
+    def ctx(self) -> Any:
+        return self.settings["coursehub"]
+
+    @property
+    def core(self) -> Any:
+        return self.ctx.core
+
+    def check_xsrf_cookie(self) -> None:
+        if self.token_only:
+            return  # token-authenticated API: no ambient credentials to forge
+        return super().check_xsrf_cookie()
+
+    async def prepare(self) -> None:
+        self.caller: Caller | None = None
+        if self.public:
+            return
+        if self.ctx.stopping:
+            raise ServiceError(503, "The grading service is restarting; please try again in a moment.")
+        if self.token_only and not self.request.headers.get("Authorization"):
+            raise ServiceError(401, "Sign-in required: send your JupyterHub token in the Authorization header.")
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            if self.token_only:
+                raise ServiceError(401, "Your JupyterHub token was not accepted; sign in again.")
+            self._hub_auth_user_cache = None
+            self.redirect(self.get_login_url())
+            return
+        try:
+            model = self.check_hub_user(model)
+        except Exception:  # noqa: BLE001 - UserNotAllowed (and friends): missing access scope
+            model = None
+        if not model:
+            raise ServiceError(403, "Your token may not use the grading service "
+                                    "(it lacks the access:services!service=grading scope).")
+        self._hub_auth_user_cache = model
+        caller = await self.ctx.roles.caller(model)
+        if caller is None:
+            raise ServiceError(403, "Only hub users can use the exchange.")
+        self.caller = caller
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await IOLoop.current().run_in_executor(self.ctx.executor, lambda: fn(*args, **kwargs))
+        except (OperationalError, InterfaceError):
+            log.warning("database unavailable during %s %s", self.request.method, self.request.path)
+            raise ServiceError(503, "The grading database is unavailable; nothing was changed. "
+                                    "Please try again in a moment.") from None
+        except RuntimeError:
+            if self.ctx.stopping:  # the worker pool is shut down
+                raise ServiceError(503, "The grading service is restarting; please try again in a moment.") from None
+            raise
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data))
+
+    def write_tar(self, data: bytes, headers: dict[str, str] | None = None) -> None:
+        self.set_header("Content-Type", "application/x-tar")
+        self.set_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.set_header(k, v)
+        self.finish(data)
+
+    def flag(self, name: str) -> bool:
+        return self.get_argument(name, "0").lower() in ("1", "true", "yes")
+
+    def log_exception(self, typ, value, tb) -> None:  # noqa: ANN001
+        if isinstance(value, ServiceError):
+            log.info("%s %s -> %d %s (%s)", self.request.method, self.request.path, value.status, value.message,
+                     self.caller.name if getattr(self, "caller", None) else "-")
+            return
+        super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ServiceError):
+            self.set_status(exc.status)
+            message = exc.message
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or self._reason
+        else:
+            message = "The grading service failed; the error is in its log."
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": message}))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ServiceError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+
+class UploadMixin:
+    """Streams the request body into memory up to the configured limit; answers 413 beyond it."""
+
+    def upload_limit(self) -> int:
+        limits = self.ctx.core.limits  # type: ignore[attr-defined]
+        return limits.max_total_bytes + limits.max_entries * HEADER_SLACK + 10240
+
+    async def prepare(self) -> None:
+        self._body = bytearray()
+        self._too_big = False
+        await super().prepare()  # type: ignore[misc]
+        limit = self.upload_limit()
+        self.request.connection.set_max_body_size(limit * DRAIN_FACTOR)  # type: ignore[attr-defined]
+        length = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
+        if length and length.isdigit() and int(length) > limit * DRAIN_FACTOR:
+            raise ServiceError(413, self.too_big_message())
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._too_big:
+            return
+        self._body += chunk
+        if len(self._body) > self.upload_limit():
+            self._too_big = True
+            self._body = bytearray()
+
+    def too_big_message(self) -> str:
+        limit = self.ctx.core.limits.max_total_bytes  # type: ignore[attr-defined]
+        return f"The upload is larger than the limit of {limit / 2**20:.1f} MiB per submission."
+
+    def body(self) -> bytes:
+        if self._too_big:
+            raise ServiceError(413, self.too_big_message())
+        return bytes(self._body)
+
+
+class HealthHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.write_json({"ok": True})
+
+
+class CoursesHandler(BaseHandler):
+    async def get(self) -> None:
+        courses = await self.run(self.core.courses_of, self.caller)
+        limits = self.core.limits
+        self.write_json({"user": self.caller.name, "courses": courses,
+                         "limits": {"max_file_bytes": limits.max_file_bytes,
+                                    "max_submission_bytes": limits.max_total_bytes,
+                                    "max_entries": limits.max_entries}})
+
+
+class ReleasesHandler(BaseHandler):
+    async def get(self) -> None:
+        course = self.get_argument("course", None) or None
+        assignment = self.get_argument("assignment", None) or None
+        self.write_json(await self.run(self.core.releases, self.caller, course, assignment))
+
+
+@web.stream_request_body
+class ReleaseHandler(UploadMixin, BaseHandler):
+    async def put(self, course_id: str, assignment_id: str) -> None:
+        info = await self.run(self.core.release, self.caller, course_id, assignment_id, self.body(),
+                              self.flag("force"))
+        self.write_json(info, status=201)
+
+    async def delete(self, course_id: str, assignment_id: str) -> None:
+        self.write_json(await self.run(self.core.unrelease, self.caller, course_id, assignment_id))
+
+    async def get(self, course_id: str, assignment_id: str) -> None:
+        info, data = await self.run(self.core.release_files, self.caller, course_id, assignment_id)
+        self.write_tar(data, {"X-Coursehub-Release": json.dumps(info)})
+
+
+@web.stream_request_body
+class SubmissionsHandler(UploadMixin, BaseHandler):
+    async def post(self, course_id: str, assignment_id: str) -> None:
+        upload_id = self.request.headers.get("X-Upload-Id") or None
+        info = await self.run(self.core.submit, self.caller, course_id, assignment_id, self.body(), upload_id)
+        self.ctx.metrics.count("coursehub_submissions_total", late=str(info["late"]).lower(),
+                               duplicate=str(info["duplicate"]).lower())
+        info.pop("blob_path", None)
+        self.write_json(info, status=200 if info["duplicate"] else 201)
+
+    async def get(self, course_id: str, assignment_id: str) -> None:
+        rows = await self.run(self.core.submissions, self.caller, course_id, assignment_id,
+                              self.get_argument("student", None) or None, self.flag("mine"))
+        self.write_json([_public(r) for r in rows])
+
+
+class SubmissionListHandler(BaseHandler):
+    async def get(self) -> None:
+        rows = await self.run(
+            self.core.submissions, self.caller, self.get_argument("course", None) or None,
+            self.get_argument("assignment", None) or None, self.get_argument("student", None) or None,
+            self.flag("mine"),
+        )
+        self.write_json([_public(r) for r in rows])
+
+
+class CollectionHandler(BaseHandler):
+    async def get(self, course_id: str, assignment_id: str) -> None:
+        due_arg = self.get_argument("duedate", None)
+        try:
+            fallback = dt.datetime.fromisoformat(due_arg) if due_arg else None
+        except ValueError:
+            raise ServiceError(400, f"invalid duedate {due_arg!r}: use ISO 8601") from None
+        if fallback is not None and fallback.tzinfo is None:
+            fallback = fallback.replace(tzinfo=dt.UTC)
+        rows = await self.run(self.core.collection, self.caller, course_id, assignment_id,
+                              before_duedate=self.flag("before_duedate"),
+                              student_id=self.get_argument("student", None) or None, fallback_due=fallback)
+        self.write_json([_public(r) for r in rows])
+
+    async def post(self, course_id: str, assignment_id: str) -> None:
+        try:
+            ids = [int(i) for i in json.loads(self.request.body or b"{}").get("ids", [])]
+        except (ValueError, TypeError, AttributeError):
+            raise ServiceError(400, 'send {"ids": [submission ids]}') from None
+        infos, data = await self.run(self.core.collection_archive, self.caller, course_id, assignment_id, ids)
+        self.write_tar(data)
+        if infos:
+            event = CollectedEvent(course_id, assignment_id, self.caller.name, infos)
+            IOLoop.current().run_in_executor(self.ctx.executor, self.ctx.plugins.run_after_collect, event,
+                                             self.core)
+
+
+@web.stream_request_body
+class FeedbackReleaseHandler(UploadMixin, BaseHandler):
+    async def put(self, course_id: str, assignment_id: str, student_id: str) -> None:
+        timestamp = self.get_argument("timestamp", "")
+        if not timestamp:
+            raise ServiceError(400, "the submission's timestamp is required (?timestamp=...)")
+        secret = self.request.headers.get("X-Submission-Secret") or None
+        info = await self.run(self.core.release_feedback, self.caller, course_id, assignment_id, student_id,
+                              timestamp, self.body(), secret)
+        self.write_json(info, status=201)
+
+
+class FeedbackHandler(BaseHandler):
+    async def get(self, course_id: str, assignment_id: str) -> None:
+        data = await self.run(self.core.feedback_archive, self.caller, course_id, assignment_id,
+                              self.get_argument("student", None) or None)
+        self.write_tar(data)
+
+
+class EventsHandler(BaseHandler):
+    async def get(self, course_id: str) -> None:
+        self.write_json(await self.run(self.core.events, self.caller, course_id))
+
+
+class MetricsHandler(BaseHandler):
+    public = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4")
+        self.finish(self.ctx.metrics.render())
+
+
+class HomeHandler(BaseHandler):
+    """A minimal page for browsers (OAuth): who you are and your courses."""
+
+    token_only = False
+
+    async def get(self) -> None:
+        if self.caller is None:
+            return  # redirected to the hub's login
+        courses = await self.run(self.core.courses_of, self.caller)
+        items = "".join(
+            f"<li>{xhtml_escape(c['course_id'])}: {xhtml_escape(', '.join(c['roles']))}</li>"
+            for c in courses
+        )
+        self.finish(f"<!doctype html><title>coursehub grading</title><h1>coursehub grading service</h1>"
+                    f"<p>Signed in as {xhtml_escape(self.caller.name)}.</p><ul>{items}</ul>")
+
+
+def _public(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "blob_path"}
+
+
+def api_handlers(prefix: str) -> list[tuple[str, type]]:
+    """The exchange routes under `prefix` (which ends with '/')."""
+    seg = r"([^/]+)"
+    api = f"{prefix}api"
+    return [
+        (f"{prefix}health", HealthHandler),
+        (f"{prefix}metrics", MetricsHandler),
+        (f"{api}/courses", CoursesHandler),
+        (f"{api}/releases", ReleasesHandler),
+        (f"{api}/submissions", SubmissionListHandler),
+        (f"{api}/courses/{seg}/events", EventsHandler),
+        (f"{api}/courses/{seg}/assignments/{seg}/release", ReleaseHandler),
+        (f"{api}/courses/{seg}/assignments/{seg}/submissions", SubmissionsHandler),
+        (f"{api}/courses/{seg}/assignments/{seg}/collection", CollectionHandler),
+        (f"{api}/courses/{seg}/assignments/{seg}/feedback", FeedbackHandler),
+        (f"{api}/courses/{seg}/assignments/{seg}/feedback/{seg}", FeedbackReleaseHandler),
+        (f"{prefix}?", HomeHandler),
+    ]

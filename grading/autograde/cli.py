@@ -1,0 +1,91 @@
+"""`coursehub autograde ASSIGNMENT --course-dir DIR [--workers N]`: nbgrader autograde, in parallel
+and in a sandbox, into the course's own gradebook."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("assignment", help="assignment id (a folder under source/ and submitted/<student>/)")
+    p.add_argument("--course-dir", type=Path, default=Path("."), help="the nbgrader course directory (default: .)")
+    p.add_argument("--workers", type=int, default=None, help="parallel graders (default: number of cores)")
+    p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="regrade submissions that were already autograded")
+    p.add_argument("--settings", type=Path, help="platform settings file (sandbox limits)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from coursehub.platform.errors import ConfigError
+    from coursehub.platform.settings import load_settings
+
+    from ..sandbox.limits import Limits
+    from .course import Course, CourseError
+    from .gradebook import GradebookWriter
+    from .pool import GraderPool
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.settings)
+        course = Course(args.course_dir)
+        course.ensure_assignment(args.assignment)
+        index = course.source_index(args.assignment)
+    except (ConfigError, CourseError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    from ..sandbox.bwrap import check
+
+    problem = check()
+    if problem:
+        print(f"error: the grading sandbox cannot run: {problem}", file=sys.stderr)
+        return 1
+    limits = Limits.from_settings(settings.grading.sandbox)
+    workers = args.workers or settings.grading.workers or os.cpu_count() or 1
+    students = args.student or course.students(args.assignment)
+    todo = [s for s in students if args.force or not course.already_graded(s, args.assignment)]
+    skipped = len(students) - len(todo)
+    if not todo:
+        print(f"nothing to grade for {args.assignment} ({skipped} already autograded; use --force to regrade)")
+        return 0
+    jobs = {s: course.job(s, args.assignment, index) for s in todo}
+    t0 = time.monotonic()
+    statuses: Counter[str] = Counter()
+    problems: list[str] = []
+    with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer, \
+            GraderPool(index, course.config, limits, min(workers, len(todo))) as pool:
+        bar = tqdm(total=len(todo), unit="sub", desc=f"autograde {args.assignment}", disable=args.no_progress)
+        for result in pool.grade(jobs.values()):
+            statuses[result.status] += 1
+            if result.status == "failed":
+                problems.append(f"{result.student}: grader error: {result.error}")
+            else:
+                job = jobs[result.student]
+                files = dict(job.files)
+                ts_file = course.submission_dir(result.student, args.assignment) / "timestamp.txt"
+                if ts_file.is_file():
+                    files["timestamp.txt"] = ts_file.read_bytes()
+                writer.apply(result, course.timestamp(result.student, args.assignment), files)
+                if result.status != "graded":
+                    problems.append(f"{result.student}: {result.status}: " + "; ".join(result.reasons))
+            bar.update()
+        bar.close()
+    elapsed = time.monotonic() - t0
+    print(f"\n{args.assignment}: {len(todo)} submission(s) in {elapsed:.1f}s with {min(workers, len(todo))} worker(s)"
+          + (f", {skipped} skipped (already autograded)" if skipped else ""))
+    labels = {"graded": "graded", "incomplete": "incomplete (kernel stopped early)", "timeout": "timed out",
+              "output_limit": "output limit", "failed": "failed (grader error, not written)"}
+    for status in ("graded", "incomplete", "timeout", "output_limit", "failed"):
+        if statuses[status]:
+            print(f"  {labels[status]:<36} {statuses[status]}")
+    for p in problems:
+        print(f"  - {p}")
+    return 1 if statuses["failed"] else 0

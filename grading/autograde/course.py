@@ -1,0 +1,122 @@
+"""An nbgrader course directory, read the way `nbgrader autograde` reads it.
+
+Same input: <course>/nbgrader_config.py (optional), <course>/source/<assignment>/,
+<course>/submitted/<student>/<assignment>/, the gradebook from CourseDirectory.db_url (by default
+<course>/gradebook.db). If the gradebook does not know the assignment yet, `nbgrader
+generate_assignment` is run first, exactly as an instructor would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from .grader import SubmissionJob
+from .sources import SourceIndex
+
+
+class CourseError(RuntimeError):
+    """The course directory is not usable; the message says what to fix."""
+
+
+def _venv_env() -> dict[str, str]:
+    """nbgrader creates a new gradebook by calling `alembic`; make sure ours is found."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+class Course:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise CourseError(f"{self.root}: no such course directory")
+        self.config = self._load_config()
+        self.coursedir = CourseDirectory(config=self.config)
+        self.coursedir.root = str(self.root)
+        os.environ["PATH"] = _venv_env()["PATH"]
+
+    def _load_config(self) -> Config:
+        cfg = Config()
+        path = self.root / "nbgrader_config.py"
+        if path.is_file():
+            cfg.merge(PyFileConfigLoader(path.name, path=str(self.root)).load_config())
+        return cfg
+
+    @property
+    def db_url(self) -> str:
+        return self.coursedir.db_url
+
+    @property
+    def course_id(self) -> str:
+        return self.coursedir.course_id or "default_course"
+
+    def gradebook(self) -> Gradebook:
+        return Gradebook(self.db_url, self.course_id)
+
+    def ensure_assignment(self, assignment: str) -> None:
+        """Run `nbgrader generate_assignment` if the gradebook has no source cells for it yet."""
+        with self.gradebook() as gb:
+            try:
+                if gb.find_assignment(assignment).notebooks:
+                    return
+            except MissingEntry:
+                pass
+        if not (self.root / "source" / assignment).is_dir():
+            raise CourseError(f"{self.root}/source/{assignment}: no such assignment source folder")
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force", "--log-level=ERROR"],
+            cwd=self.root, env=_venv_env(), capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise CourseError(f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}")
+
+    def source_index(self, assignment: str) -> SourceIndex:
+        with self.gradebook() as gb:
+            return SourceIndex.load(gb, assignment)
+
+    def students(self, assignment: str) -> list[str]:
+        base = self.root / "submitted"
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
+
+    def submission_dir(self, student: str, assignment: str) -> Path:
+        return self.root / "submitted" / student / assignment
+
+    def timestamp(self, student: str, assignment: str):
+        return self.coursedir.get_existing_timestamp(str(self.submission_dir(student, assignment)))
+
+    def job(self, student: str, assignment: str, index: SourceIndex) -> SubmissionJob:
+        """The submission as data: its notebooks (those the gradebook knows) and the other files the
+        kernel sees: the submission's own files, overwritten by the source's (as nbgrader does)."""
+        sub = self.submission_dir(student, assignment)
+        notebooks = {p.stem: p.read_text() for p in sorted(sub.glob("*.ipynb")) if p.stem in index.cells}
+        files: dict[str, bytes] = {}
+        ignore = list(self.coursedir.ignore) + ["*.ipynb"]
+        for f in utils.find_all_files(str(sub), ignore):
+            files[os.path.relpath(f, sub)] = Path(f).read_bytes()
+        source = self.root / "source" / assignment
+        exclude = set(self.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
+        for f in utils.find_all_files(str(source), ignore):
+            rel = os.path.relpath(f, source)
+            if rel not in exclude:
+                files[rel] = Path(f).read_bytes()
+        return SubmissionJob(student=student, assignment=assignment, notebooks=notebooks, files=files)
+
+    def already_graded(self, student: str, assignment: str) -> bool:
+        """nbgrader's rule: skip if autograded/ exists and the submission is not newer."""
+        dest = self.root / "autograded" / student / assignment
+        if not dest.exists():
+            return False
+        new = self.timestamp(student, assignment)
+        old = self.coursedir.get_existing_timestamp(str(dest))
+        return not (new is not None and old is not None and new > old)

@@ -1,0 +1,55 @@
+"""The executor interface: grade one submission somewhere, return data. Chosen by settings
+(`grading.executor`: "local" = the bubblewrap sandbox on this machine, "kubernetes" = one Job per
+submission). Both take the same SubmissionJob and return the same SubmissionResult."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from traitlets.config import Config
+
+from coursehub.grading.sandbox.limits import Limits
+
+from .grader import Grader, SubmissionJob, SubmissionResult
+from .sources import SourceIndex
+
+
+class Executor(Protocol):
+    def grade(self, job: SubmissionJob, index: SourceIndex, config: Config) -> SubmissionResult: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """The sandbox on this machine. Keeps one Grader (one slot, kernel pre-started) per assignment."""
+
+    def __init__(self, limits: Limits, slot: int = 0) -> None:
+        self.limits = limits
+        self.slot = slot
+        self._key: tuple | None = None
+        self._grader: Grader | None = None
+
+    def grade(self, job: SubmissionJob, index: SourceIndex, config: Config) -> SubmissionResult:
+        key = (id(index), job.assignment)
+        if self._key != key:
+            self.close()
+            self._grader = Grader(index, config, self.limits, slot=self.slot)
+            self._grader.start()
+            self._key = key
+        assert self._grader is not None
+        return self._grader.grade(job)
+
+    def close(self) -> None:
+        if self._grader is not None:
+            self._grader.close()
+        self._grader, self._key = None, None
+
+
+def make_executor(settings, slot: int = 0) -> Executor:
+    """The executor the settings ask for."""
+    limits = Limits.from_settings(settings.grading.sandbox)
+    if settings.grading.executor == "kubernetes":
+        from .k8s_executor import KubernetesExecutor
+
+        return KubernetesExecutor(settings, limits)
+    return LocalExecutor(limits, slot=slot)

@@ -1,0 +1,127 @@
+"""Apply autograde results to the course's nbgrader gradebook, the way `nbgrader autograde` does.
+
+One writer per course holds one `nbgrader.api.Gradebook` open (SQLite file or PostgreSQL URL) and
+applies results one at a time, so there is a single serialized writer however many workers grade.
+Per submission it does what nbgrader's Autograde converter does around execution: create/update the
+student and the submission (with the timestamp from timestamp.txt), give missing notebooks zero,
+then run nbgrader's own SaveAutoGrades and AssignLatePenalties steps on each finished notebook, and
+write the finished notebooks to autograded/<student>/<assignment>/ for the formgrader and feedback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+from nbgrader.preprocessors.base import NbGraderPreprocessor
+from sqlalchemy.exc import SAWarning
+from traitlets.config import Config
+
+from . import steps
+from .grader import SubmissionResult
+
+
+class _SaveAutoGrades(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades on an already open gradebook (no connection per notebook)."""
+
+    def __init__(self, gradebook: Gradebook, **kw) -> None:
+        super().__init__(**kw)
+        self._gb = gradebook
+
+    def preprocess(self, nb, resources):
+        self.notebook_id = resources["nbgrader"]["notebook"]
+        self.assignment_id = resources["nbgrader"]["assignment"]
+        self.student_id = resources["nbgrader"]["student"]
+        self.gradebook = self._gb
+        return NbGraderPreprocessor.preprocess(self, nb, resources)
+
+
+class _AssignLatePenalties(AssignLatePenalties):
+    """nbgrader's AssignLatePenalties (same plugin, same checks) on an already open gradebook."""
+
+    def __init__(self, gradebook: Gradebook, **kw) -> None:
+        super().__init__(**kw)
+        self._gb = gradebook
+
+    def preprocess(self, nb, resources):
+        student, assignment = resources["nbgrader"]["student"], resources["nbgrader"]["assignment"]
+        self.init_plugin()
+        gb = self._gb
+        submission = gb.find_submission(assignment, student)
+        notebook = gb.find_submission_notebook(resources["nbgrader"]["notebook"], assignment, student)
+        notebook.late_submission_penalty = None
+        if submission.total_seconds_late > 0:
+            penalty = self.plugin_inst.late_submission_penalty(student, notebook.score, submission.total_seconds_late)
+            if penalty is not None:
+                notebook.late_submission_penalty = self._check_late_penalty(notebook, penalty)
+        gb.db.commit()
+        return nb, resources
+
+
+class GradebookWriter:
+    def __init__(self, db_url: str, course_id: str, course_dir: Path | None = None,
+                 config: Config | None = None) -> None:
+        self.gb = Gradebook(db_url, course_id)
+        self.course_dir = course_dir
+        self.config = config or Config()
+
+    def close(self) -> None:
+        self.gb.close()
+
+    def __enter__(self) -> GradebookWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def apply(self, result: SubmissionResult, timestamp=None, files: dict[str, bytes] | None = None) -> None:
+        """Write one submission's grades. Safe to repeat: applying the same result twice gives the
+        same gradebook state (grades are set, not added)."""
+        if result.status == "failed":
+            raise ValueError(f"refusing to write grades for a failed run of {result.student}/{result.assignment}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush chatter
+            self._apply(result, timestamp, files)
+
+    def _apply(self, result: SubmissionResult, timestamp, files: dict[str, bytes] | None) -> None:
+        gb = self.gb
+        gb.update_or_create_student(result.student)
+        if timestamp is not None:
+            gb.update_or_create_submission(result.assignment, result.student, timestamp=timestamp)
+        else:
+            gb.update_or_create_submission(result.assignment, result.student)
+        graded = {n.name for n in result.notebooks}
+        for notebook in gb.find_assignment(result.assignment).notebooks:
+            if notebook.name not in graded:  # not submitted: zero, as nbgrader does
+                sub_nb = gb.find_submission_notebook(notebook.name, result.assignment, result.student)
+                for grade in sub_nb.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gb.db.commit()
+        for n in result.notebooks:
+            nb = nbformat.reads(n.notebook, as_version=4)
+            res = steps.resources_for(result.student, result.assignment, n.name)
+            nb, res = _SaveAutoGrades(gb, config=self.config).preprocess(nb, res)
+            _AssignLatePenalties(gb, config=self.config).preprocess(nb, res)
+        if self.course_dir is not None:
+            self._write_autograded(result, files or {})
+
+    def _write_autograded(self, result: SubmissionResult, files: dict[str, bytes]) -> None:
+        dest = self.course_dir / "autograded" / result.student / result.assignment
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        for rel, data in files.items():
+            path = dest / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for n in result.notebooks:
+            (dest / f"{n.name}.ipynb").write_text(n.notebook)
+        for dirname, _, filenames in os.walk(dest):
+            for f in filenames:
+                os.chmod(os.path.join(dirname, f), 0o444)

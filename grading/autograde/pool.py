@@ -1,0 +1,59 @@
+"""A pool of worker processes, each with its own Grader (and so its own sandbox slot).
+
+Workers only execute and score; results come back to the caller, which is the single gradebook
+writer. Each worker keeps a kernel pre-started for its next notebook.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterable, Iterator
+from multiprocessing.util import Finalize
+
+from traitlets.config import Config
+
+from coursehub.grading.sandbox.limits import Limits
+
+from .grader import Grader, SubmissionJob, SubmissionResult
+from .sources import SourceIndex
+
+_grader: Grader | None = None
+
+
+def _init(slots, index: SourceIndex, config: Config, limits: Limits) -> None:
+    global _grader
+    import logging
+
+    logging.getLogger("traitlets").setLevel(logging.ERROR)  # "checksum changed" is nbgrader doing its job
+    _grader = Grader(index, config, limits, slot=slots.get())
+    _grader.start()
+    Finalize(_grader, _grader.close, exitpriority=10)
+
+
+def _grade(job: SubmissionJob) -> SubmissionResult:
+    assert _grader is not None
+    return _grader.grade(job)
+
+
+class GraderPool:
+    def __init__(self, index: SourceIndex, config: Config, limits: Limits, workers: int, first_slot: int = 0) -> None:
+        ctx = mp.get_context("fork")
+        slots = ctx.Queue()
+        for i in range(workers):
+            slots.put(first_slot + i)
+        self.workers = workers
+        self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits))
+
+    def grade(self, jobs: Iterable[SubmissionJob]) -> Iterator[SubmissionResult]:
+        """Results in completion order."""
+        yield from self._pool.imap_unordered(_grade, jobs, chunksize=1)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def __enter__(self) -> GraderPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,205 @@
+"""Varied submissions of an nbgrader assignment, made from its release version by editing cells.
+
+Used by the tests and the benchmark: correct, partly correct, wrong, erroring, empty, edited test
+cells, deleted grade cells, and hostile ones (each a function of the released notebooks).
+Cells are found by their nbgrader grade_id; only the demo course's ps1 ids are known here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+
+Notebooks = dict[str, nbformat.NotebookNode]
+
+SOLUTIONS = {
+    "squares": "def squares(n):\n    return [i * i for i in range(1, n + 1)]\n",
+    "mean": "def mean(values):\n    if not values:\n        raise ValueError('empty')\n    return sum(values) / len(values)\n",
+    "warmest": "warmest_day = days[temperatures.index(max(temperatures))]\n",
+    "explain": "Yes, mostly: the last days are warmer. One week is too short to tell.",
+}
+
+
+def make_course(root: Path, source: Path, assignment: str = "ps1", course_id: str = "demo-101") -> Path:
+    """A fresh nbgrader course folder with the assignment generated (gradebook + release)."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, root / "source" / assignment)
+    (root / "nbgrader_config.py").write_text(f'c = get_config()\nc.CourseDirectory.course_id = "{course_id}"\n')
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
+                   cwd=root, env=env, check=True, capture_output=True)
+    return root
+
+
+def released(course: Path, assignment: str = "ps1") -> Notebooks:
+    rel = course / "release" / assignment
+    return {p.stem: nbformat.read(p, as_version=4) for p in sorted(rel.glob("*.ipynb"))}
+
+
+def cell(nbs: Notebooks, grade_id: str) -> nbformat.NotebookNode:
+    for nb in nbs.values():
+        for c in nb.cells:
+            if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+                return c
+    raise KeyError(grade_id)
+
+
+def answer(nbs: Notebooks, **sources: str) -> Notebooks:
+    for gid, src in sources.items():
+        cell(nbs, gid).source = src
+    return nbs
+
+
+def write_submission(course: Path, student: str, nbs: Notebooks, assignment: str = "ps1",
+                     timestamp: str | None = None) -> Path:
+    dest = course / "submitted" / student / assignment
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name, nb in nbs.items():
+        nbformat.write(nb, dest / f"{name}.ipynb")
+    if timestamp:
+        (dest / "timestamp.txt").write_text(timestamp)
+    return dest
+
+
+# -- ordinary submissions (scores must equal nbgrader's) ------------------------------------------
+def correct(nbs):
+    return answer(nbs, **SOLUTIONS)
+
+
+def partly(nbs):
+    return answer(nbs, squares=SOLUTIONS["squares"], mean="def mean(values):\n    return sum(values) / len(values)\n",
+                  warmest="warmest_day = 3\n")
+
+
+def wrong(nbs):
+    return answer(nbs, squares="def squares(n):\n    return list(range(n))\n", mean="def mean(values):\n    return 0\n",
+                  warmest="warmest_day = 0\n")
+
+
+def erroring(nbs):
+    return answer(nbs, squares="def squares(n):\n    return undefined_name\n", mean="raise RuntimeError('oops')\n",
+                  warmest="warmest_day = days[99]\n")
+
+
+def empty(nbs):
+    return nbs
+
+
+def edited_tests(nbs):
+    nbs = correct(nbs)
+    answer(nbs, mean="def mean(values):\n    return 0\n")
+    cell(nbs, "test-mean").source = "assert True  # the student rewrote the test\n"
+    cell(nbs, "test-warmest").source = "pass\n"
+    return answer(nbs, warmest="warmest_day = 1\n")
+
+
+def deleted_grade_cells(nbs):
+    nbs = answer(nbs, **SOLUTIONS)
+    for nb in nbs.values():
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in ("test-squares", "explain")]
+    return nbs
+
+
+def stderr_and_partial(nbs):
+    nbs = correct(nbs)
+    return answer(nbs, mean=SOLUTIONS["mean"] + "import sys\nprint('debug', file=sys.stderr)\n")
+
+
+def missing_notebook(nbs):
+    nbs = correct(nbs)
+    nbs.pop(sorted(nbs)[-1])
+    return nbs
+
+
+ORDINARY: dict[str, Callable[[Notebooks], Notebooks]] = {
+    "correct": correct, "partly": partly, "wrong": wrong, "erroring": erroring, "empty": empty,
+    "edited_tests": edited_tests, "deleted_grade_cells": deleted_grade_cells,
+    "stderr_and_partial": stderr_and_partial, "missing_notebook": missing_notebook,
+}
+
+
+def varied(n: int) -> list[tuple[str, Callable[[Notebooks], Notebooks]]]:
+    """n (student, variant) pairs cycling through the ordinary variants."""
+    kinds = list(ORDINARY.items())
+    return [(f"s{i:04d}-{kinds[i % len(kinds)][0]}", kinds[i % len(kinds)][1]) for i in range(n)]
+
+
+def gradebook_snapshot(db_url: str, course_id: str, assignment: str = "ps1") -> dict[tuple, tuple]:
+    """Every grade and comment of an assignment, keyed by (student, notebook, cell), for comparing
+    two gradebooks cell by cell. Values: (auto_score, needs_manual_grade, max_score) for grades,
+    (auto_comment,) for comments; plus a late-penalty row per submitted notebook."""
+    from nbgrader.api import Gradebook
+
+    out: dict[tuple, tuple] = {}
+    with Gradebook(db_url, course_id) as gb:
+        for sub in gb.find_assignment(assignment).submissions:
+            for nb in sub.notebooks:
+                key = (sub.student.id, nb.name)
+                for g in nb.grades:
+                    out[(*key, g.name, "grade")] = (g.auto_score, g.needs_manual_grade, g.max_score)
+                for c in nb.comments:
+                    out[(*key, c.name, "comment")] = (c.auto_comment,)
+                out[(*key, "", "late_penalty")] = (nb.late_submission_penalty,)
+    return out
+
+
+def run_nbgrader_autograde(course: Path, assignment: str = "ps1") -> subprocess.CompletedProcess:
+    """The upstream baseline: `nbgrader autograde` on a course folder."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--log-level=ERROR"],
+                          cwd=course, env=env, capture_output=True, text=True)
+
+
+# -- hostile submissions (each must be contained and get a clear status) ---------------------------
+def _hostile(code: str, where: str = "mean"):
+    def variant(nbs):
+        nbs = correct(nbs)
+        return answer(nbs, **{where: code})
+    variant.__name__ = f"hostile_{where}"
+    return variant
+
+
+HOSTILE: dict[str, Callable[[Notebooks], Notebooks]] = {
+    "infinite_loop": _hostile("while True:\n    pass\n"),
+    "sleep_forever": _hostile("import time\ntime.sleep(10**9)\n"),
+    "ignore_interrupt": _hostile("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                 "while True:\n    time.sleep(1)\n"),
+    "fork_bomb": _hostile("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"),
+    "memory_bomb": _hostile("hog = []\nwhile True:\n    hog.append(bytearray(32 * 2**30))\n"),
+    "huge_file": _hostile("with open('huge.bin', 'wb') as f:\n    while True:\n        f.write(b'0' * 2**20)\n"),
+    "tmp_fill": _hostile("with open('/tmp/fill.bin', 'wb') as f:\n    while True:\n        f.write(b'0' * 2**20)\n"),
+    "output_flood": _hostile("while True:\n    print('x' * 1000)\n"),
+    "network": _hostile("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=3)\n"),
+    "os_exit": _hostile("import os\nos._exit(0)\n"),
+    "sys_exit": _hostile("import sys\nsys.exit(1)\n"),
+    "kill_parent": _hostile("import os, signal\nfor pid in range(1, 400):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+                            "    except OSError:\n        pass\n"),
+    "grader_pipe": _hostile(
+        "import os\nfor pid in range(1, 50):\n    for fd in (0, 1):\n        try:\n"
+        "            with open(f'/proc/{pid}/fd/{fd}', 'w') as f:\n"
+        "                f.write('{\"op\": \"exit\", \"pid\": %d, \"status\": 9}\\n' % pid)\n"
+        "        except OSError:\n            pass\n" + SOLUTIONS["mean"]),
+    "always_eq": _hostile("class Anything:\n    def __eq__(self, other):\n        return True\n"
+                          "    def __getitem__(self, i):\n        return 100\n"
+                          "def squares(n):\n    return Anything()\n", where="squares"),
+    "rewrite_tests_on_disk": _hostile(
+        "import glob, json\nfor p in sum((glob.glob(d + '/**/*.ipynb', recursive=True) for d in ('.', '/home', '/tmp', '/run', '/work', '/srv')), []):\n"
+        "    try:\n        nb = json.load(open(p))\n        for c in nb['cells']:\n            c['source'] = 'pass'\n"
+        "        json.dump(nb, open(p, 'w'))\n    except OSError:\n        pass\n" + SOLUTIONS["mean"]),
+}
+
+
+def snoop(paths: list[str]):
+    """A submission that tries to read other students' submissions and the gradebook, and prints
+    what it finds (the test checks nothing of them reaches the output)."""
+    code = f"import os\nfound = {{}}\nfor p in {paths!r}:\n    try:\n        found[p] = open(p, 'rb').read()[:200]\n" \
+           "    except OSError as e:\n        found[p] = repr(e)\nprint(found)\n"
+    return _hostile(code + SOLUTIONS["mean"])

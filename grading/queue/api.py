@@ -1,0 +1,225 @@
+"""The queue operations. Every operation is one short transaction; see the package docstring."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import (
+    APPLYING,
+    DEAD,
+    DONE,
+    LEASED,
+    QUEUED,
+    SUPERSEDED,
+    GradingJob,
+    GradingJobEvent,
+    JobsBase,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job handed to one worker. `token` proves the lease is still this worker's."""
+
+    job_id: int
+    token: str
+    attempt: int
+    course_id: str
+    assignment: str
+    student: str
+    payload: dict
+    #: set when a previous attempt finished executing but died before applying: apply this
+    result: dict | None = None
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):  # pragma: no cover - trivial
+            conn.isolation_level = None  # we issue BEGIN ourselves (BEGIN IMMEDIATE for writes)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # pragma: no cover - trivial
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 600.0) -> float:
+    """Exponential backoff before retry number `attempt` (1, 2, ...): 5 s, 10 s, 20 s ... <= 10 min."""
+    return min(cap, base * 2 ** max(0, attempt - 1))
+
+
+class JobQueue:
+    def __init__(self, engine: Engine | str, max_attempts: int = 3, backoff_base: float = 5.0) -> None:
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.postgres = self.engine.dialect.name == "postgresql"
+
+    def create_tables(self) -> None:
+        """For tests and first runs before alembic is wired (the migration is grading/migrations/jobs)."""
+        JobsBase.metadata.create_all(self.engine)
+
+    @staticmethod
+    def _event(s: Session, job: GradingJob, name: str, detail: str | None = None) -> None:
+        s.add(GradingJobEvent(job_id=job.id, attempt=job.attempts, event=name, detail=detail))
+
+    # -- producer side -----------------------------------------------------------------------------
+    def enqueue(self, course_id: str, assignment: str, student: str, payload: dict | None = None) -> int:
+        """Queue grading of one submission. A newer job for the same (course, assignment, student)
+        supersedes older ones: those still waiting are dropped, and a running one's result will not be
+        applied if this one is applied first."""
+        with self.session.begin() as s:
+            job = GradingJob(course_id=course_id, assignment=assignment, student=student, payload=payload or {},
+                             status=QUEUED, attempts=0, max_attempts=self.max_attempts, available_at=utcnow())
+            s.add(job)
+            s.flush()
+            older = s.scalars(select(GradingJob).where(
+                GradingJob.course_id == course_id, GradingJob.assignment == assignment,
+                GradingJob.student == student, GradingJob.id < job.id, GradingJob.status == QUEUED)).all()
+            for o in older:
+                o.status, o.superseded_by, o.finished_at = SUPERSEDED, job.id, utcnow()
+                self._event(s, o, "superseded", f"by job {job.id}")
+            self._event(s, job, "enqueued")
+            return job.id
+
+    # -- worker side -------------------------------------------------------------------------------
+    def lease(self, worker: str, lease_seconds: float = 60) -> Lease | None:
+        """Take the oldest ready job (or one whose previous worker's lease expired)."""
+        now = utcnow()
+        with self.session.begin() as s:
+            ready = (
+                (GradingJob.status == QUEUED) & (GradingJob.available_at <= now)
+            ) | (GradingJob.status.in_([LEASED, APPLYING]) & (GradingJob.lease_expires_at < now))
+            q = select(GradingJob).where(ready).order_by(GradingJob.available_at, GradingJob.id).limit(1)
+            if self.postgres:
+                q = q.with_for_update(skip_locked=True)
+            job = s.scalars(q).first()
+            if job is None:
+                return None
+            if job.status in (LEASED, APPLYING):
+                self._event(s, job, "lease-expired", f"worker {job.lease_owner} stopped heart-beating")
+                if job.status == LEASED and job.attempts >= job.max_attempts:
+                    self._dead(s, job, job.last_error or "the worker died on every attempt")
+                    return None
+            job.attempts += 1 if job.status != APPLYING else 0
+            job.status = APPLYING if job.status == APPLYING else LEASED
+            job.lease_owner = worker
+            job.lease_token = secrets.token_hex(16)
+            job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            self._event(s, job, "leased", worker)
+            return Lease(job.id, job.lease_token, job.attempts, job.course_id, job.assignment, job.student,
+                         dict(job.payload or {}), job.result if job.status == APPLYING else None)
+
+    def heartbeat(self, lease: Lease, lease_seconds: float = 60) -> bool:
+        """Extend the lease; False if it is no longer ours (expired and taken, or finished)."""
+        with self.session.begin() as s:
+            n = s.execute(update(GradingJob).where(
+                GradingJob.id == lease.job_id, GradingJob.lease_token == lease.token,
+                GradingJob.status.in_([LEASED, APPLYING]),
+            ).values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+            return n == 1
+
+    def complete(self, lease: Lease, result: dict, apply: Callable[[Lease, dict], None] | None = None) -> bool:
+        """Record the result and apply it once. Returns False (and applies nothing) when the lease is
+        stale, the job is finished, or a newer job for the same submission was already applied.
+
+        The result is stored first (status "applying"); if the worker dies during `apply`, the next
+        lease hands the stored result over instead of grading again. `apply` must be idempotent
+        (gradebook writes set values), which makes a repeat after such a crash harmless."""
+        with self.session.begin() as s:
+            job = s.get(GradingJob, lease.job_id, with_for_update=self.postgres)
+            if job is None or job.lease_token != lease.token or job.status not in (LEASED, APPLYING):
+                return False
+            newer_applied = s.scalars(select(GradingJob.id).where(
+                GradingJob.course_id == job.course_id, GradingJob.assignment == job.assignment,
+                GradingJob.student == job.student, GradingJob.id > job.id, GradingJob.status == DONE)).first()
+            if newer_applied is not None:
+                job.status, job.superseded_by, job.finished_at = SUPERSEDED, newer_applied, utcnow()
+                self._event(s, job, "superseded", f"job {newer_applied} was applied first")
+                return False
+            job.status, job.result = APPLYING, result
+        if apply is not None:
+            apply(lease, result)
+        with self.session.begin() as s:
+            job = s.get(GradingJob, lease.job_id, with_for_update=self.postgres)
+            if job is None or job.lease_token != lease.token or job.status != APPLYING:
+                return False
+            job.status, job.finished_at, job.lease_token = DONE, utcnow(), None
+            job.result = _summary(result)
+            self._event(s, job, "applied", result.get("status"))
+            return True
+
+    def fail(self, lease: Lease, error: str, retry: bool = True) -> str | None:
+        """The attempt failed (a grader fault, not the student's). Retry after a backoff, or move the
+        job to the dead-letter list after max_attempts. Returns the new status (None if stale)."""
+        with self.session.begin() as s:
+            job = s.get(GradingJob, lease.job_id, with_for_update=self.postgres)
+            if job is None or job.lease_token != lease.token or job.status not in (LEASED, APPLYING):
+                return None
+            job.last_error = error[-4000:]
+            self._event(s, job, "failed", error[-500:])
+            if not retry or job.attempts >= job.max_attempts:
+                self._dead(s, job, error)
+            else:
+                job.status, job.lease_token, job.lease_owner = QUEUED, None, None
+                job.available_at = utcnow() + timedelta(seconds=backoff_seconds(job.attempts, self.backoff_base))
+            return job.status
+
+    def _dead(self, s: Session, job: GradingJob, error: str) -> None:
+        job.status, job.finished_at, job.lease_token = DEAD, utcnow(), None
+        job.last_error = error[-4000:]
+        self._event(s, job, "dead", error[-500:])
+
+    # -- staff side --------------------------------------------------------------------------------
+    def dead_letters(self, course_id: str | None = None) -> list[GradingJob]:
+        with self.session() as s:
+            q = select(GradingJob).where(GradingJob.status == DEAD).order_by(GradingJob.id)
+            if course_id:
+                q = q.where(GradingJob.course_id == course_id)
+            return list(s.scalars(q))
+
+    def retry_dead(self, job_id: int) -> bool:
+        """Staff fixed the cause: give a dead job a fresh set of attempts."""
+        with self.session.begin() as s:
+            job = s.get(GradingJob, job_id)
+            if job is None or job.status != DEAD:
+                return False
+            job.status, job.attempts, job.available_at, job.finished_at = QUEUED, 0, utcnow(), None
+            self._event(s, job, "requeued")
+            return True
+
+    def get(self, job_id: int) -> GradingJob | None:
+        with self.session() as s:
+            return s.get(GradingJob, job_id)
+
+    def events(self, job_id: int) -> list[tuple[int, str]]:
+        with self.session() as s:
+            return [(e.attempt, e.event) for e in s.scalars(
+                select(GradingJobEvent).where(GradingJobEvent.job_id == job_id).order_by(GradingJobEvent.id))]
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.session() as s:
+            return dict(s.execute(select(GradingJob.status, func.count()).group_by(GradingJob.status)).all())
+
+
+def _summary(result: dict) -> dict:
+    """What stays in the queue after applying: status and scores, not the notebooks."""
+    return {k: v for k, v in result.items() if k != "notebooks"} | {
+        "notebooks": [{k: v for k, v in n.items() if k != "notebook"} for n in result.get("notebooks", [])]}

@@ -1,0 +1,164 @@
+"""The queue worker: lease a job, grade it with the configured executor, apply the result once.
+
+    python -m coursehub.grading.queue.worker --db-url sqlite:////srv/grading.sqlite [--slot N] [--once]
+
+Job payload: {"course_dir": PATH} (an nbgrader course directory on this machine or its volume).
+Grades go to that course's own gradebook through GradebookWriter (nbgrader's SaveAutoGrades).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.executors import Executor, make_executor
+from coursehub.grading.autograde.gradebook import GradebookWriter
+from coursehub.grading.autograde.grader import NotebookResult, SubmissionResult
+from coursehub.grading.autograde.sources import SourceIndex
+
+from .api import JobQueue, Lease
+
+log = logging.getLogger(__name__)
+
+
+def result_to_dict(r: SubmissionResult) -> dict:
+    return dataclasses.asdict(r)
+
+
+def result_from_dict(d: dict) -> SubmissionResult:
+    nbs = [NotebookResult(**n) for n in d.get("notebooks", [])]
+    return SubmissionResult(**{**d, "notebooks": nbs})
+
+
+class QueueWorker:
+    def __init__(self, queue: JobQueue, executor: Executor, name: str | None = None,
+                 lease_seconds: float = 60, poll_seconds: float = 1.0) -> None:
+        self.queue = queue
+        self.executor = executor
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._courses: dict[str, tuple[Course, dict[str, SourceIndex]]] = {}
+        self.stop = threading.Event()
+
+    def _course(self, lease: Lease) -> Course:
+        course_dir = lease.payload.get("course_dir")
+        if not course_dir:
+            raise ValueError(f"job {lease.job_id} has no course_dir in its payload")
+        course_dir = str(Path(course_dir).resolve())
+        if course_dir not in self._courses:
+            self._courses[course_dir] = (Course(Path(course_dir)), {})
+        return self._courses[course_dir][0]
+
+    def _index(self, course: Course, assignment: str) -> SourceIndex:
+        indexes = self._courses.setdefault(str(course.root), (course, {}))[1]
+        if assignment not in indexes:
+            course.ensure_assignment(assignment)
+            indexes[assignment] = course.source_index(assignment)
+        return indexes[assignment]
+
+    def apply(self, lease: Lease, result: dict) -> None:
+        course = self._course(lease)
+        job = course.job(lease.student, lease.assignment, self._index(course, lease.assignment))
+        files = dict(job.files)
+        ts_file = course.submission_dir(lease.student, lease.assignment) / "timestamp.txt"
+        if ts_file.is_file():
+            files["timestamp.txt"] = ts_file.read_bytes()
+        with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as w:
+            w.apply(result_from_dict(result), course.timestamp(lease.student, lease.assignment), files)
+
+    def run_once(self) -> bool:
+        """Handle one job if one is ready. Returns whether a job was handled."""
+        lease = self.queue.lease(self.name, self.lease_seconds)
+        if lease is None:
+            return False
+        log.info("job %s (%s/%s) attempt %s", lease.job_id, lease.student, lease.assignment, lease.attempt)
+        if lease.result is not None:  # a previous attempt graded but died before applying
+            self.queue.complete(lease, lease.result, apply=self.apply)
+            return True
+        beating = threading.Event()
+        hb = threading.Thread(target=self._heartbeat, args=(lease, beating), daemon=True)
+        hb.start()
+        try:
+            course = self._course(lease)
+            index = self._index(course, lease.assignment)
+            job = course.job(lease.student, lease.assignment, index)
+            result = self.executor.grade(job, index, course.config)
+        except Exception as e:  # noqa: BLE001 - reported to the queue, which retries or dead-letters
+            beating.set()
+            log.exception("job %s failed", lease.job_id)
+            self.queue.fail(lease, f"{type(e).__name__}: {e}")
+            return True
+        beating.set()
+        if result.status == "failed":
+            self.queue.fail(lease, result.error or "grader error")
+        else:
+            self.queue.complete(lease, result_to_dict(result), apply=self.apply)
+        return True
+
+    def _heartbeat(self, lease: Lease, done: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            if not self.queue.heartbeat(lease, self.lease_seconds):
+                log.warning("job %s: lease lost", lease.job_id)
+                return
+
+    def run(self, max_idle: float | None = None) -> None:
+        idle_since = time.monotonic()
+        while not self.stop.is_set():
+            if self.run_once():
+                idle_since = time.monotonic()
+                continue
+            if max_idle is not None and time.monotonic() - idle_since > max_idle:
+                return
+            self.stop.wait(self.poll_seconds)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from coursehub.platform.settings import load_settings
+
+    p = argparse.ArgumentParser(prog="python -m coursehub.grading.queue.worker", description=__doc__.splitlines()[0])
+    p.add_argument("--db-url", help="queue database (default: the grading database from the settings)")
+    p.add_argument("--settings", type=Path)
+    p.add_argument("--slot", type=int, default=0, help="sandbox slot (distinct per worker on one machine)")
+    p.add_argument("--lease-seconds", type=float, default=60)
+    p.add_argument("--poll-seconds", type=float, default=1.0)
+    p.add_argument("--backoff-seconds", type=float, default=5.0, help="first retry delay (doubles each attempt)")
+    p.add_argument("--exit-when-idle", type=float, default=None, help="stop after this many idle seconds")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    settings = load_settings(args.settings)
+    if settings.grading.executor == "local":
+        from coursehub.grading.sandbox.bwrap import check
+
+        problem = check()
+        if problem:
+            log.error("the grading sandbox cannot run: %s", problem)
+            return 1
+    queue = JobQueue(args.db_url or settings.grading_db_url(), max_attempts=settings.grading.max_attempts,
+                     backoff_base=args.backoff_seconds)
+    queue.create_tables()  # no-op when alembic already created them
+    worker = QueueWorker(queue, make_executor(settings, slot=args.slot), lease_seconds=args.lease_seconds,
+                         poll_seconds=args.poll_seconds)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    try:
+        worker.run(max_idle=args.exit_when_idle)
+    finally:
+        worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The bubblewrap command line for one sandbox slot.
+
+What the sandbox sees: the Python runtime read-only (the interpreter's prefix, the virtualenv,
+/usr and a few files of /etc), a private /proc, a minimal /dev, a size-capped /tmp, its own
+workspace (read-write) and its kernel socket folder. Nothing else of the host: no course folder, no
+gradebook, no submission store, no other slot's workspace. It has its own network namespace with no
+interfaces but loopback (no network), its own pid, ipc and uts namespaces, and runs as an
+unprivileged uid with no capabilities.
+
+Two ways to get the unprivileged uid, chosen by who runs the worker:
+- as root (containers, this machine's CI): bwrap runs privileged without a user namespace and
+  `setpriv` switches to a real host uid owned by the slot (base_uid + slot). RLIMIT_NPROC then
+  counts only that slot's processes (it is ignored for root and is per-uid on the host).
+- as an ordinary user: bwrap uses an unprivileged user namespace (`--unshare-user`, uid 65534
+  inside); RLIMIT_NPROC counts the worker user's processes, so give each worker its own user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+ZYGOTE = Path(__file__).with_name("zygote.py")
+
+#: Paths inside the sandbox.
+WORKSPACE = "/home/student/work"
+RUN_DIR = "/run/kernel"
+ZYGOTE_PATH = "/opt/coursehub/zygote.py"
+
+#: Small parts of /etc a Python process can use (read-only, only those that exist).
+ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts", "/etc/mime.types")
+
+
+@dataclass
+class SandboxSpec:
+    workspace: Path  # host folder bound read-write at WORKSPACE
+    run_dir: Path  # host folder for the kernel's sockets, bound at RUN_DIR
+    uid: int  # host uid when run as root; ignored otherwise
+    tmp_bytes: int = 64 << 20
+    extra_ro: list[Path] = field(default_factory=list)
+
+
+def runtime_paths() -> list[Path]:
+    """What the interpreter needs: its base prefix, the virtualenv, and /usr (libc, libs)."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path("/usr")}
+    exe = Path(sys.executable)
+    paths.add(exe.parent.parent.resolve())
+    return sorted(paths)
+
+
+def _ancestors(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        parts = Path(p).parts
+        for i in range(2, len(parts)):
+            a = str(Path(*parts[:i]))
+            if a not in out:
+                out.append(a)
+    return out
+
+
+def check() -> str | None:
+    """None if the sandbox can start here, else a message saying what to install or allow."""
+    import subprocess
+
+    if not os.path.exists(BWRAP):
+        return "bubblewrap is not installed (Debian: apt-get install bubblewrap; scripts/setup --test does it)"
+    if privileged() and not os.path.exists(SETPRIV):
+        return "setpriv is not installed (Debian package util-linux)"
+    probe = [BWRAP, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    if not privileged():
+        probe[1:1] = ["--unshare-user"]
+    proc = subprocess.run(probe, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return (f"bubblewrap cannot create namespaces here ({proc.stderr.strip() or proc.returncode}); "
+                "see docs/operators/sandbox.md")
+    return None
+
+
+def privileged() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
+    """The full argv: bwrap ... [setpriv ...] python zygote.py <paths to wipe>."""
+    python = python or sys.executable
+    ro = [str(p) for p in runtime_paths() + list(spec.extra_ro)]
+    ro = [p for p in ro if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in ro)]
+    targets = ro + [WORKSPACE, RUN_DIR, ZYGOTE_PATH]
+    cmd = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+           "--die-with-parent", "--new-session"]
+    if not privileged():
+        cmd += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    for d in _ancestors(targets):
+        if d not in ro and not any(d.startswith(r + "/") for r in ro):
+            cmd += ["--perms", "0755", "--dir", d]
+    for p in ro:
+        cmd += ["--ro-bind", p, p]
+    for name, target in (("lib", "usr/lib"), ("lib64", "usr/lib64"), ("bin", "usr/bin"), ("sbin", "usr/sbin")):
+        if os.path.islink(f"/{name}"):
+            cmd += ["--symlink", target, f"/{name}"]
+        elif os.path.isdir(f"/{name}"):
+            cmd += ["--ro-bind", f"/{name}", f"/{name}"]
+    for p in ETC_FILES:
+        if os.path.exists(p):
+            cmd += ["--ro-bind", p, p]
+    cmd += ["--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp",
+            "--bind", str(spec.workspace), WORKSPACE,
+            "--bind", str(spec.run_dir), RUN_DIR,
+            "--ro-bind", str(ZYGOTE), ZYGOTE_PATH,
+            "--clearenv", "--setenv", "PATH", f"{Path(python).parent}:/usr/bin:/bin",
+            "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
+            "--chdir", WORKSPACE, "--"]
+    if privileged():
+        cmd += [SETPRIV, f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    cmd += [python, "-s", ZYGOTE_PATH, WORKSPACE, "/tmp", "/dev/shm"]
+    return cmd

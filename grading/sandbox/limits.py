@@ -1,0 +1,58 @@
+"""Resource limits for one sandboxed kernel, in plain numbers (bytes, seconds, counts)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: CPU seconds per kernel process (RLIMIT_CPU): a busy loop is killed after this.
+    cpu_seconds: int = 120
+    #: Wall seconds a single cell may run before it is interrupted (nbgrader's ExecutePreprocessor.timeout).
+    cell_timeout_seconds: int = 30
+    #: Wall seconds for a whole submission (all notebooks) before everything is killed.
+    submission_timeout_seconds: int = 300
+    #: Memory student code may allocate, bytes. Enforced as an address-space limit (RLIMIT_AS) of
+    #: memory_bytes + address_space_headroom_bytes: an idle ipykernel already maps ~0.75 GiB of
+    #: virtual memory (libraries, thread stacks) that it never touches.
+    memory_bytes: int = 1 << 30
+    address_space_headroom_bytes: int = 1 << 30
+    #: Processes and threads of the sandbox user (RLIMIT_NPROC; each slot has its own uid).
+    processes: int = 64
+    #: Largest file the kernel may write (RLIMIT_FSIZE), bytes.
+    file_size_bytes: int = 64 << 20
+    #: Size of the sandbox's /tmp (a tmpfs), bytes.
+    tmp_bytes: int = 64 << 20
+    #: Output a notebook may produce (streams, results, errors) before its kernel is stopped, bytes.
+    output_bytes: int = 1_000_000
+    #: Open files per process (RLIMIT_NOFILE).
+    open_files: int = 256
+
+    @classmethod
+    def from_settings(cls, sandbox) -> Limits:
+        """From `coursehub.platform.settings.SandboxLimits`."""
+        from coursehub.platform.courses import parse_quantity
+
+        return cls(
+            cpu_seconds=sandbox.cpu_seconds,
+            cell_timeout_seconds=sandbox.cell_timeout_seconds,
+            submission_timeout_seconds=sandbox.submission_timeout_seconds,
+            memory_bytes=parse_quantity(sandbox.memory),
+            processes=sandbox.processes,
+            file_size_bytes=parse_quantity(sandbox.file_size),
+            output_bytes=sandbox.output_bytes,
+        )
+
+    def rlimits(self) -> dict[str, int]:
+        """The per-kernel rlimits the zygote applies (keys are zygote.LIMITS names)."""
+        return {
+            "cpu_seconds": self.cpu_seconds,
+            "address_space": self.memory_bytes + self.address_space_headroom_bytes,
+            "processes": self.processes,
+            "file_size": self.file_size_bytes,
+            "open_files": self.open_files,
+        }
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

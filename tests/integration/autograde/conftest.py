@@ -1,0 +1,39 @@
+"""Fixtures for the autograde integration tests (real nbgrader, real bubblewrap)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO_PS1 = REPO / "courses" / "demo-101" / "source" / "ps1"
+
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration/autograde" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def demo_course(tmp_path_factory):
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed (scripts/setup --test installs it)")
+    from coursehub.grading.autograde import samples
+
+    return samples.make_course(tmp_path_factory.mktemp("demo") / "course", DEMO_PS1)
+
+
+@pytest.fixture
+def course_copy(demo_course, tmp_path):
+    """A fresh copy of the generated demo course (gradebook + release, no submissions)."""
+
+    def make(name: str = "course") -> Path:
+        dest = tmp_path / name
+        shutil.copytree(demo_course, dest)
+        return dest
+
+    return make

@@ -1,0 +1,68 @@
+"""Our grades equal `nbgrader autograde`'s, cell by cell, on the same submissions and source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+
+from coursehub.grading.autograde import samples
+
+#: the issue's set; "partly" also prints to stderr (0 for that test in nbgrader) and is submitted late
+VARIANTS = ["correct", "partly", "wrong", "erroring", "empty", "edited_tests", "deleted_grade_cells"]
+
+
+def test_cell_by_cell_equal_to_nbgrader(course_copy):
+    ours = course_copy("ours")
+    for name in VARIANTS:
+        samples.write_submission(ours, name, samples.ORDINARY[name](samples.released(ours)))
+    samples.write_submission(ours, "cheat-always-eq", samples.HOSTILE["always_eq"](samples.released(ours)))
+    samples.write_submission(ours, "partly", samples.partly(samples.released(ours)),
+                             timestamp="2030-01-01 00:00:00.000000 UTC")
+    upstream = ours.parent / "upstream"
+    shutil.copytree(ours, upstream)
+
+    proc = samples.run_nbgrader_autograde(upstream)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    mine = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
+                           "--workers", "2", "--no-progress"], env=env, capture_output=True, text=True)
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    assert "graded" in mine.stdout and "8 submission(s)" in mine.stdout
+
+    a = samples.gradebook_snapshot(f"sqlite:///{upstream / 'gradebook.db'}", "demo-101")
+    b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "demo-101")
+    assert len(a) == 8 * 10  # 8 submissions x (4 grades + 4 comments + 2 late-penalty rows)
+    assert {k: v for k, v in b.items() if a.get(k) != v} == {}
+    assert a == b
+    # and the scores are not trivially equal: the variants really differ
+    totals = {s: sum(v[0] or 0 for k, v in a.items() if k[0] == s and k[3] == "grade") for s in ("correct", "wrong")}
+    assert totals == {"correct": 7.0, "wrong": 0.0}
+
+    # formgrader/feedback input: autograded/ notebooks exist as nbgrader writes them
+    for student in ("correct", "edited_tests"):
+        for nb in ("part1", "part2"):
+            ours_nb = nbformat.read(ours / "autograded" / student / "ps1" / f"{nb}.ipynb", as_version=4)
+            up_nb = nbformat.read(upstream / "autograded" / student / "ps1" / f"{nb}.ipynb", as_version=4)
+            assert [c.source for c in ours_nb.cells] == [c.source for c in up_nb.cells]
+
+
+def test_regrade_skips_then_force_regrades(course_copy):
+    from coursehub.grading.autograde.course import Course
+
+    course = course_copy()
+    samples.write_submission(course, "alice", samples.correct(samples.released(course)))
+    cmd = [sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course), "--no-progress",
+           "--workers", "1"]
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    assert not Course(course).already_graded("alice", "ps1")
+    assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
+    assert Course(course).already_graded("alice", "ps1")  # a plain rerun skips it, as nbgrader does
+    samples.write_submission(course, "alice", samples.wrong(samples.released(course)))
+    forced = subprocess.run([*cmd, "--force"], env=env, capture_output=True, text=True)
+    assert forced.returncode == 0, forced.stderr
+    snap = samples.gradebook_snapshot(f"sqlite:///{course / 'gradebook.db'}", "demo-101")
+    assert snap[("alice", "part1", "test-squares", "grade")][0] == 0

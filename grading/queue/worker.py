@@ -125,6 +125,24 @@ class QueueWorker:
         self.executor.close()
 
 
+def wait_for_schema(queue: JobQueue, timeout: float) -> bool:
+    """Beside the grading service, the service migrates the database (alembic heads): wait for it
+    rather than create tables that alembic would then find in its way."""
+    from coursehub.grading.db import schema_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = schema_status(queue.engine)
+        if status.up_to_date:
+            return True
+        if not status.empty and status.current:
+            log.error("the grading database schema is outdated; run: coursehub grading-db upgrade")
+            return False
+        time.sleep(1)
+    log.error("the grading database was not created within %.0f s (is the grading service running?)", timeout)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     from coursehub.platform.settings import load_settings
 
@@ -149,10 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     queue = JobQueue(args.db_url or settings.grading_db_url(), max_attempts=settings.grading.max_attempts,
                      backoff_base=args.backoff_seconds)
-    queue.create_tables()  # no-op when alembic already created them
+    if args.db_url:
+        queue.create_tables()  # a standalone queue database (tests, benchmarks); no-op if it exists
+    elif not wait_for_schema(queue, timeout=120):
+        return 1
     worker = QueueWorker(queue, make_executor(settings, slot=args.slot), lease_seconds=args.lease_seconds,
                          poll_seconds=args.poll_seconds)
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with these: finish quietly
+        signal.signal(sig, lambda *_: worker.stop.set())
     try:
         worker.run(max_idle=args.exit_when_idle)
     finally:

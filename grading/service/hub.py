@@ -62,6 +62,14 @@ def configure_grading(c: Any, settings: Settings, catalog: Catalog, services: li
         service["command"] = [sys.executable, "-m", "coursehub.grading.service"]
         service["environment"] = env
         service["cwd"] = str(settings.state_dir)
+        if settings.grading.executor == "local":
+            # One autograde worker beside the service; it grades collected submissions from the queue.
+            services.append({
+                "name": "autograde-worker",
+                "command": [sys.executable, "-m", "coursehub.grading.queue.worker"],
+                "environment": env,
+                "cwd": str(settings.state_dir),
+            })
     else:
         # At scale the service runs in its own pod; the chart passes its token to the hub.
         token = os.environ.get("COURSEHUB_GRADING_API_TOKEN")

@@ -197,7 +197,7 @@ def test_quantities():
 
 def test_cli_validate_reports_file_and_key(courses, capsys):
     assert main(["validate", str(courses)]) == 0
-    edit(courses / "demo-101" / "course.yaml", "points: 15", "points: many")
+    edit(courses / "demo-101" / "course.yaml", "points: 10", "points: many")
     assert main(["validate", str(courses / "demo-101" / "course.yaml")]) == 1
     err = capsys.readouterr().err
     assert f"{courses / 'demo-101' / 'course.yaml'}: assignments[0].points:" in err

@@ -17,7 +17,9 @@ import nbformat
 import pytest
 import requests
 import yaml
+from nbgrader.api import Gradebook
 from support.hub import running_hub
+from support.net import wait_until
 
 from coursehub.grading.exchange.launch import fetch_for_launch
 from coursehub.paths import SOURCE_ROOT
@@ -115,5 +117,14 @@ def test_release_fetch_submit_collect_through_the_hub(tmp_path):
         r = requests.get(f"{hub.url}/services/grading/api/courses/demo-101/assignments/ps1/collection",
                          headers=stud, timeout=10)
         assert r.status_code == 403
+
+        # The collect queued an autograde job; the hub's autograde worker grades it in the sandbox
+        # into the course's nbgrader gradebook (the student left the answers empty: zero points).
+        course_dir = hub.state_dir / "course-dirs" / "demo-101"
+        wait_until(lambda: (course_dir / "autograded" / "stud" / "ps1" / "part1.ipynb").is_file(),
+                   timeout=180, what="autograde of the collected submission")
+        with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id="demo-101") as gb:
+            sub = gb.find_submission("ps1", "stud")
+            assert sub.max_score == 10 and sub.score == 0
         hub.stop_server("stud")
         hub.stop_server("prof")

@@ -13,12 +13,12 @@ DEMO_PS1 = REPO / "courses" / "demo-101" / "source" / "ps1"
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory):
-    import pgcluster
+    from support import pg
 
-    if not pgcluster.available():
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    with pgcluster.postgres_cluster(tmp_path_factory.mktemp("pg")) as url:
-        yield url
+    if not pg.available():
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed: run ./scripts/setup --test")
+    with pg.pg_cluster(tmp_path_factory.mktemp("pg")) as cluster:
+        yield cluster.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

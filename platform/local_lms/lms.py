@@ -1,0 +1,114 @@
+"""The local LMS's side of a launch: its registration, its key, and the id_tokens it signs."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import jwt
+
+from ..courses import Catalog, Course, LtiContext
+from ..lti import claims as C
+from ..lti.keys import KeyPair, load_or_create_key_pair, local_lms_key_path
+from ..lti.registry import Registration
+from ..settings import Settings
+
+PLATFORM = "local-lms"
+CLIENT_ID = "coursehub-local"
+DEFAULT_DEPLOYMENT = "local-deployment"
+ROLE_URIS = {
+    "student": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+    "ta": ["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"],
+    "instructor": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
+}
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def registration(settings: Settings) -> Registration:
+    """`local-lms` as a registered platform of this hub (only ever in local mode)."""
+    public = settings.public_url()
+    internal = f"http://127.0.0.1:{settings.hub.port}"
+    deployments = {DEFAULT_DEPLOYMENT}
+    try:
+        from ..courses import load_catalog
+
+        for course in load_catalog(settings.courses_dir):
+            deployments.update(ctx.deployment_id for ctx in local_contexts(course))
+    except Exception:  # noqa: BLE001 - course problems are reported by hubconfig, not here
+        pass
+    return Registration(
+        name=PLATFORM, issuer=f"{public}/hub/lms", client_ids=(CLIENT_ID,),
+        deployment_ids=tuple(sorted(deployments)), auth_login_url=f"{public}/hub/lms/auth",
+        jwks_url=f"{internal}/hub/lms/jwks", token_url=f"{public}/hub/lms/token", algorithms=("RS256",),
+        local=True,
+    )
+
+
+def local_contexts(course: Course) -> list[LtiContext]:
+    return [ctx for ctx in course.lti if ctx.platform in (None, PLATFORM)]
+
+
+def linked_courses(catalog: Catalog) -> list[tuple[Course, LtiContext]]:
+    return [(c, local_contexts(c)[0]) for c in catalog if local_contexts(c)]
+
+
+@dataclass(frozen=True)
+class PendingLaunch:
+    person: str
+    role: str
+    course: Course
+    context: LtiContext
+    kind: str
+    item: str
+    expires: float
+
+
+class LocalLms:
+    """Pending launches (by login_hint, single use, 10 minutes) and the signing of id_tokens."""
+
+    def __init__(self, state_dir: Path, issuer: str):
+        self.key: KeyPair = load_or_create_key_pair(local_lms_key_path(state_dir))
+        self.issuer = issuer
+        self._pending: dict[str, PendingLaunch] = {}
+
+    def start(self, *, person: str, role: str, course: Course, context: LtiContext, kind: str,
+              item: str) -> tuple[str, PendingLaunch]:
+        now = time.time()
+        self._pending = {k: v for k, v in self._pending.items() if v.expires > now}
+        hint = secrets.token_urlsafe(16)
+        launch = self._pending[hint] = PendingLaunch(person, role, course, context, kind, item, now + 600)
+        return hint, launch
+
+    def login_initiation_url(self, hub_base: str, hint: str, launch: PendingLaunch, target_link_uri: str) -> str:
+        query = urlencode({
+            "iss": self.issuer, "login_hint": hint, "target_link_uri": target_link_uri,
+            "client_id": CLIENT_ID, "lti_deployment_id": launch.context.deployment_id,
+        })
+        return f"{hub_base.rstrip('/')}/lti13/oauth_login?{query}"
+
+    def take(self, hint: str) -> PendingLaunch | None:
+        launch = self._pending.pop(hint, None)
+        return launch if launch and launch.expires > time.time() else None
+
+    def id_token(self, launch: PendingLaunch, *, nonce: str, target_link_uri: str) -> str:
+        now = int(time.time())
+        slug = _SLUG.sub("-", launch.person.lower()).strip("-") or "person"
+        custom = {launch.kind: launch.item} if launch.kind in ("assignment", "textbook") else {}
+        claims = {
+            "iss": self.issuer, "aud": CLIENT_ID, "sub": f"local-{slug}", "iat": now, "exp": now + 300,
+            "nonce": nonce, "name": launch.person, "email": f"{slug}@local.invalid",
+            C.MESSAGE_TYPE: C.RESOURCE_LINK_REQUEST, C.VERSION: "1.3.0",
+            C.DEPLOYMENT_ID: launch.context.deployment_id, C.TARGET_LINK_URI: target_link_uri,
+            C.RESOURCE_LINK: {"id": f"{launch.course.id}-{launch.kind}-{launch.item or 'home'}",
+                              "title": launch.item or launch.course.title},
+            C.ROLES: ROLE_URIS[launch.role],
+            C.CONTEXT: {"id": launch.context.context_id, "label": launch.course.id, "title": launch.course.title},
+            C.CUSTOM: custom,
+            C.LAUNCH_PRESENTATION: {"document_target": "window"},
+            C.TOOL_PLATFORM: {"name": "coursehub local LMS", "guid": "coursehub-local-lms"},
+        }
+        return jwt.encode(claims, self.key.private_pem, algorithm="RS256", headers={"kid": self.key.kid})

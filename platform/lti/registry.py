@@ -1,0 +1,88 @@
+"""Registered LMS platforms: who may launch into this hub, and with which keys.
+
+Built from `auth.lti.platforms` in the settings (plus the built-in local LMS in local mode).
+A launch is matched by (issuer, client id); its deployment must be one the registration lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .jwks import JwksCache
+
+#: Algorithms a registration may allow: asymmetric only (never "none", never HMAC).
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"})
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    issuer: str
+    client_ids: tuple[str, ...]
+    deployment_ids: tuple[str, ...]
+    auth_login_url: str
+    jwks_url: str
+    token_url: str
+    algorithms: tuple[str, ...] = ("RS256",)
+    #: True for the built-in local LMS page.
+    local: bool = False
+
+    def __post_init__(self) -> None:
+        bad = set(self.algorithms) - ASYMMETRIC_ALGORITHMS
+        if bad:
+            raise ValueError(f"platform {self.name!r}: only asymmetric algorithms are allowed, not {sorted(bad)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Registration:
+        return cls(
+            name=d["name"], issuer=d["issuer"], client_ids=tuple(d["client_ids"]),
+            deployment_ids=tuple(d["deployment_ids"]), auth_login_url=d["auth_login_url"],
+            jwks_url=d["jwks_url"], token_url=d.get("token_url", ""),
+            algorithms=tuple(d.get("algorithms") or ("RS256",)), local=bool(d.get("local", False)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "issuer": self.issuer, "client_ids": list(self.client_ids),
+            "deployment_ids": list(self.deployment_ids), "auth_login_url": self.auth_login_url,
+            "jwks_url": self.jwks_url, "token_url": self.token_url, "algorithms": list(self.algorithms),
+            "local": self.local,
+        }
+
+
+@dataclass
+class Registry:
+    registrations: list[Registration]
+    jwks_cache_seconds: float = 300
+    min_refetch_seconds: float = 10
+    _jwks: dict[str, JwksCache] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.registrations]
+        if len(names) != len(set(names)):
+            raise ValueError("LTI platform names must be unique")
+
+    def by_name(self, name: str) -> Registration | None:
+        return next((r for r in self.registrations if r.name == name), None)
+
+    def find(self, issuer: str, client_id: str | None) -> Registration | None:
+        """The registration for (issuer, client id). Without a client id (it is optional in the
+        login initiation) only an issuer with a single registration and client id is unambiguous."""
+        candidates = [r for r in self.registrations if r.issuer == issuer]
+        if client_id:
+            return next((r for r in candidates if client_id in r.client_ids), None)
+        if len(candidates) == 1 and len(candidates[0].client_ids) == 1:
+            return candidates[0]
+        return None
+
+    def knows_issuer(self, issuer: str) -> bool:
+        return any(r.issuer == issuer for r in self.registrations)
+
+    def jwks(self, registration: Registration) -> JwksCache:
+        cache = self._jwks.get(registration.name)
+        if cache is None:
+            cache = self._jwks[registration.name] = JwksCache(
+                registration.jwks_url, cache_seconds=self.jwks_cache_seconds,
+                min_refetch_seconds=self.min_refetch_seconds,
+            )
+        return cache

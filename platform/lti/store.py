@@ -1,0 +1,223 @@
+"""The LTI tables coursehub keeps itself: issued nonces, identities and launch services.
+
+JupyterHub's database is not ours to extend, and auth_state is overwritten on every launch, so
+these live in a small database of their own: SQLite in the state folder by default, or tables
+prefixed `coursehub_lti_` in any SQLAlchemy URL (e.g. the hub's PostgreSQL) at scale. Everything
+here is quick, indexed, single-row work, so it runs inline on the hub's event loop like the hub's
+own database calls.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+metadata = sa.MetaData()
+
+nonces = sa.Table(
+    "coursehub_lti_nonces", metadata,
+    sa.Column("nonce", sa.String(128), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+identities = sa.Table(
+    "coursehub_lti_identities", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    #: The LTI issuer, or "sso:<provider>" for campus sign-in.
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("username", sa.String(255), nullable=False, index=True),
+    sa.Column("display_name", sa.String(512), nullable=False, default=""),
+    sa.Column("email", sa.String(512), nullable=False, default=""),
+    #: Value of the configured account-linking claim (only stored when linking is on).
+    sa.Column("link_value", sa.String(512), nullable=True, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("issuer", "subject", name="uq_coursehub_lti_identity"),
+)
+
+launch_services = sa.Table(
+    "coursehub_lti_launch_services", metadata,
+    sa.Column("username", sa.String(255), primary_key=True),
+    sa.Column("course", sa.String(64), primary_key=True),
+    sa.Column("platform", sa.String(128), nullable=False),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("client_id", sa.String(512), nullable=False),
+    sa.Column("deployment_id", sa.String(512), nullable=False),
+    sa.Column("context_id", sa.String(512), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    #: JSON: {"lineitems", "lineitem", "scope"} of the AGS endpoint claim, or null.
+    sa.Column("ags", sa.Text, nullable=True),
+    #: JSON: {"context_memberships_url", "service_versions"} of the NRPS claim, or null.
+    sa.Column("nrps", sa.Text, nullable=True),
+    #: JSON: {resource_link_id: {"lineitem": url, "title": ...}} seen for this user and course.
+    sa.Column("resource_links", sa.Text, nullable=False, default="{}"),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    issuer: str
+    subject: str
+    username: str
+    display_name: str
+    email: str
+
+
+class LtiStore:
+    """All reads and writes of the LTI tables, on one SQLAlchemy engine."""
+
+    def __init__(self, url: str):
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = sa.create_engine(url, future=True, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    # --- nonces -------------------------------------------------------------------------------
+    def issue_nonce(self, nonce: str, ttl: float) -> None:
+        """Remember a nonce we sent in an authentication request, until it expires."""
+        now = time.time()
+        with self.engine.begin() as c:
+            c.execute(sa.delete(nonces).where(nonces.c.expires_at < now))
+            c.execute(sa.insert(nonces).values(nonce=nonce, expires_at=now + ttl))
+
+    def consume_nonce(self, nonce: str) -> bool:
+        """True exactly once for a nonce we issued and that has not expired; it is gone after."""
+        with self.engine.begin() as c:
+            deleted = c.execute(
+                sa.delete(nonces).where(nonces.c.nonce == nonce, nonces.c.expires_at >= time.time())
+            ).rowcount
+        return deleted == 1
+
+    # --- identities ---------------------------------------------------------------------------
+    def find_identity(self, issuer: str, subject: str) -> Identity | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(identities).where(identities.c.issuer == issuer, identities.c.subject == subject)
+            ).first()
+        return _identity(row) if row else None
+
+    def username_taken(self, username: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(identities.c.id).where(identities.c.username == username)).first() is not None
+
+    def find_linked(self, link_value: str, exclude_issuer: str) -> Identity | None:
+        """An identity from another issuer that carries the same link value (account linking)."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(identities)
+                .where(identities.c.link_value == link_value, identities.c.issuer != exclude_issuer)
+                .order_by(identities.c.id)
+            ).first()
+        return _identity(row) if row else None
+
+    def claim_identity(self, issuer: str, subject: str, candidates: list[str], *, display_name: str = "",
+                       email: str = "", link_value: str | None = None, username: str | None = None) -> Identity:
+        """The identity of (issuer, subject): existing, or new with the first free candidate username.
+
+        `username` forces a name (account linking). Unique constraints make two subjects sharing a
+        name impossible even when two launches race.
+        """
+        now = time.time()
+        existing = self.find_identity(issuer, subject)
+        if existing is not None:
+            with self.engine.begin() as c:
+                c.execute(
+                    sa.update(identities)
+                    .where(identities.c.issuer == issuer, identities.c.subject == subject)
+                    .values(display_name=display_name or existing.display_name, email=email or existing.email,
+                            link_value=link_value, updated_at=now)
+                )
+            return Identity(issuer, subject, existing.username, display_name or existing.display_name,
+                            email or existing.email)
+        names = [username] if username else candidates
+        for name in names:
+            if not username and self.username_taken(name):
+                continue
+            try:
+                with self.engine.begin() as c:
+                    c.execute(sa.insert(identities).values(
+                        issuer=issuer, subject=subject, username=name, display_name=display_name,
+                        email=email, link_value=link_value, updated_at=now,
+                    ))
+                return Identity(issuer, subject, name, display_name, email)
+            except IntegrityError:  # the same (issuer, subject) raced us in: use theirs
+                found = self.find_identity(issuer, subject)
+                if found is not None:
+                    return found
+        raise RuntimeError("no free username for this identity")
+
+    # --- launch services ----------------------------------------------------------------------
+    def save_services(self, *, username: str, course: str, platform: str, issuer: str, client_id: str,
+                      deployment_id: str, context_id: str, subject: str, role: str,
+                      ags: dict | None, nrps: dict | None, resource_link: dict | None) -> None:
+        """Upsert the services of the newest launch of `username` in `course`.
+
+        AGS/NRPS claims absent from a launch keep the values of earlier launches (a link without a
+        grade column must not forget the course's line items).
+        """
+        now = time.time()
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(launch_services).where(
+                launch_services.c.username == username, launch_services.c.course == course)).first()
+            links = json.loads(row.resource_links) if row else {}
+            if resource_link and resource_link.get("id"):
+                links[resource_link["id"]] = {
+                    "title": resource_link.get("title", ""),
+                    "lineitem": (ags or {}).get("lineitem"),
+                }
+            values = dict(
+                platform=platform, issuer=issuer, client_id=client_id, deployment_id=deployment_id,
+                context_id=context_id, subject=subject, role=role,
+                ags=json.dumps(ags) if ags else (row.ags if row else None),
+                nrps=json.dumps(nrps) if nrps else (row.nrps if row else None),
+                resource_links=json.dumps(links), updated_at=now,
+            )
+            if row:
+                c.execute(sa.update(launch_services).where(
+                    launch_services.c.username == username, launch_services.c.course == course).values(**values))
+            else:
+                c.execute(sa.insert(launch_services).values(username=username, course=course, **values))
+
+    def services(self, username: str | None = None, course: str | None = None) -> list[dict]:
+        q = sa.select(launch_services)
+        if username is not None:
+            q = q.where(launch_services.c.username == username)
+        if course is not None:
+            q = q.where(launch_services.c.course == course)
+        with self.engine.connect() as c:
+            rows = c.execute(q.order_by(launch_services.c.course, launch_services.c.username)).all()
+        out = []
+        for r in rows:
+            d = dict(r._mapping)
+            d["ags"] = json.loads(d["ags"]) if d["ags"] else None
+            d["nrps"] = json.loads(d["nrps"]) if d["nrps"] else None
+            d["resource_links"] = json.loads(d["resource_links"] or "{}")
+            out.append(d)
+        return out
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: commits survive a hub crash without an fsync each; a power
+    cut may lose the last moments (a nonce spent then could be accepted once more within its
+    few minutes of validity, still bound to the same browser's cookie)."""
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _identity(row: Any) -> Identity:
+    return Identity(row.issuer, row.subject, row.username, row.display_name or "", row.email or "")

@@ -1,0 +1,169 @@
+"""Complete validation of an LTI 1.3 id_token, for one registered platform.
+
+Upstream's `LTI13LaunchValidator` checks the claims' shape (version, message type, required
+claims, resource link id, context label); it is reused for that. Everything it leaves out is
+here: the algorithm allow-list (asymmetric only, per registration), keys from the shared JWKS
+cache, iat not in the future, aud/azp against this registration's client ids, the registered
+deployment, and the single-use nonce bound to the browser that started the login.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from ltiauthenticator.lti13.error import IncorrectValueError, ValidationError
+from ltiauthenticator.lti13.validator import LTI13LaunchValidator
+
+from . import claims as C
+from .jwks import JwksError, UnknownKeyError
+from .refusal import LaunchRefused
+from .registry import Registration, Registry
+
+REQUIRED = ("iss", "aud", "sub", "exp", "iat", "nonce")
+
+
+@dataclass(frozen=True)
+class ValidLaunch:
+    """A verified launch: the registration it came through and its claims."""
+
+    registration: Registration
+    client_id: str
+    claims: dict[str, Any]
+
+    @property
+    def issuer(self) -> str:
+        return self.claims["iss"]
+
+    @property
+    def subject(self) -> str:
+        return str(self.claims["sub"])
+
+    @property
+    def deployment_id(self) -> str:
+        return self.claims[C.DEPLOYMENT_ID]
+
+    @property
+    def context(self) -> dict:
+        return self.claims.get(C.CONTEXT) or {}
+
+    @property
+    def roles(self) -> list[str]:
+        return list(self.claims.get(C.ROLES) or [])
+
+    @property
+    def custom(self) -> dict:
+        custom = self.claims.get(C.CUSTOM)
+        return custom if isinstance(custom, dict) else {}
+
+    @property
+    def resource_link(self) -> dict:
+        return self.claims.get(C.RESOURCE_LINK) or {}
+
+    @property
+    def target_link_uri(self) -> str:
+        return self.claims.get(C.TARGET_LINK_URI) or ""
+
+
+def _refuse(reason: str, message: str, status: int = 400, detail: str = "",
+            page: str = "lti_refused.html") -> LaunchRefused:
+    return LaunchRefused(reason, message, status, detail=detail, page=page)
+
+
+_JWT_REASONS: list[tuple[type, str, str]] = [
+    (jwt.InvalidSignatureError, "bad_signature", "The launch's signature does not verify."),
+    (jwt.ExpiredSignatureError, "expired", "The launch has expired."),
+    (jwt.ImmatureSignatureError, "issued_in_future", "The launch claims to be issued in the future."),
+    (jwt.MissingRequiredClaimError, "missing_claim", "The launch lacks a required claim."),
+    (jwt.InvalidAudienceError, "wrong_audience", "The launch was meant for another tool."),
+    (jwt.InvalidIssuerError, "wrong_issuer", "The launch comes from another platform than it says."),
+    (jwt.InvalidAlgorithmError, "algorithm_not_allowed", "The launch is signed with a refused algorithm."),
+]
+
+
+class LaunchValidator:
+    """Validates id_tokens of the registered platforms (one instance per hub)."""
+
+    def __init__(self, registry: Registry, *, leeway: int = 60, max_age: int = 600,
+                 consume_nonce: Callable[[str], bool], clock: Callable[[], float] = time.time):
+        self.registry = registry
+        self.leeway = leeway
+        self.max_age = max_age
+        self.consume_nonce = consume_nonce
+        self.clock = clock
+        self._shape = LTI13LaunchValidator(time_leeway=leeway, max_age=max_age)
+
+    async def validate(self, id_token: str, registration: Registration, expected_nonce: str | None) -> ValidLaunch:
+        """Verify `id_token` as a launch through `registration` (chosen at login initiation).
+
+        `expected_nonce` is the nonce derived from this browser's launch cookie; None if the
+        cookie was missing (refused before getting here).
+        """
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.PyJWTError:
+            raise _refuse("malformed_token", "The launch message is not a valid token.") from None
+        alg = header.get("alg")
+        if alg not in registration.algorithms:
+            raise _refuse("algorithm_not_allowed", "The launch is signed with an algorithm this platform's "
+                          "registration does not allow.", detail=f"alg={alg!r}")
+        try:
+            key = await self.registry.jwks(registration).get_key(header.get("kid"))
+        except UnknownKeyError:
+            raise _refuse("unknown_key", "The launch is signed with a key the platform does not publish.",
+                          detail=f"kid={header.get('kid')!r}") from None
+        except JwksError as e:
+            raise _refuse("jwks_unavailable", "The LMS's signing keys could not be fetched; try again in a "
+                          "minute.", status=502, detail=str(e)) from None
+        try:
+            claims = jwt.decode(
+                id_token, key.key, algorithms=[alg], issuer=registration.issuer,
+                audience=list(registration.client_ids), leeway=self.leeway,
+                options={"require": list(REQUIRED), "verify_iat": True},
+            )
+        except jwt.PyJWTError as e:
+            for cls, reason, message in _JWT_REASONS:
+                if isinstance(e, cls):
+                    raise _refuse(reason, message, detail=str(e)) from None
+            raise _refuse("invalid_token", "The launch token is invalid.", detail=str(e)) from None
+
+        client_id = self._client_id(claims, registration)
+        if claims["iat"] < self.clock() - self.max_age - self.leeway:
+            raise _refuse("too_old", "The launch is too old; open the link in your LMS again.")
+        if claims.get(C.MESSAGE_TYPE) != C.RESOURCE_LINK_REQUEST:
+            raise _refuse("wrong_message_type", "This tool opens resource links only (no content selection).",
+                          detail=f"message_type={claims.get(C.MESSAGE_TYPE)!r}")
+        try:
+            self._shape.validate_id_token(claims)
+        except IncorrectValueError as e:
+            reason = "wrong_message_type" if "message_type" in str(e) else "wrong_version"
+            raise _refuse(reason, "The LMS sent a kind of launch this tool does not handle.", detail=str(e)) from None
+        except ValidationError as e:
+            raise _refuse("missing_claim", "The launch lacks information this tool needs.", detail=str(e)) from None
+        if claims[C.DEPLOYMENT_ID] not in registration.deployment_ids:
+            raise _refuse("unknown_deployment", "This LMS deployment is not registered with coursehub.",
+                          status=403, detail=f"deployment_id={claims[C.DEPLOYMENT_ID]!r}")
+        if not isinstance(claims[C.ROLES], list):
+            raise _refuse("missing_claim", "The launch's roles are malformed.")
+        if expected_nonce is None or claims["nonce"] != expected_nonce:
+            raise _refuse("nonce_mismatch", "This launch was not started from this browser.",
+                          page="lti_cookies.html")
+        if not self.consume_nonce(claims["nonce"]):
+            raise _refuse("replayed", "This launch was already used; open the link in your LMS again.")
+        return ValidLaunch(registration, client_id, claims)
+
+    @staticmethod
+    def _client_id(claims: dict, registration: Registration) -> str:
+        aud = claims["aud"]
+        auds = aud if isinstance(aud, list) else [aud]
+        azp = claims.get("azp")
+        if len(auds) > 1 and not azp:
+            raise _refuse("azp_missing", "The launch names several audiences but no authorized party.")
+        if azp is not None:
+            if azp not in registration.client_ids or azp not in auds:
+                raise _refuse("wrong_audience", "The launch was authorized for another tool.", detail="azp")
+            return azp
+        return auds[0]

@@ -1,0 +1,55 @@
+"""An assignment link opens the released assignment: instructor releases, the student's launch
+fetches it through the exchange into their course server and opens the notebook (JupyterHub 6;
+the grading service's nbgrader tooling is not installed in the JupyterHub 5.5 test environment)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from fakelms import LaunchSpec
+from fakelms.client import PageInstead, follow_to_server, launch, release_assignment
+from fakelms.server import ROLE
+
+from .conftest import username_for
+from .test_launches import new_sub
+
+pytestmark = pytest.mark.integration
+
+
+def test_released_assignment_opens_through_the_exchange(lti_env):
+    hub, lms = lti_env
+    student_sub, teacher_sub = new_sub(), new_sub()
+    student, teacher = username_for(lms, student_sub), username_for(lms, teacher_sub)
+    stud, prof = requests.Session(), requests.Session()
+
+    r = launch(stud, hub.url, lms, LaunchSpec(sub=student_sub, custom={"assignment": "ps1"}))
+    with pytest.raises(PageInstead):  # not released yet
+        follow_to_server(stud, hub.url, r.headers["Location"])
+
+    # The instructor's launch of the same link opens the formgrader; they release ps1 there.
+    r = launch(prof, hub.url, lms, LaunchSpec(sub=teacher_sub, roles=[ROLE["instructor"]], custom={"assignment": "ps1"}))
+    assert follow_to_server(prof, hub.url, r.headers["Location"]) == f"{hub.url}/user/{teacher}/formgrader"
+    release_assignment(hub, teacher)
+
+    # Now the student's launch fetches it through the exchange (as the student) and opens it.
+    r = launch(stud, hub.url, lms, LaunchSpec(sub=student_sub, custom={"assignment": "ps1"}))
+    lab = follow_to_server(stud, hub.url, r.headers["Location"])
+    assert lab == f"{hub.url}/user/{student}/lab/tree/demo-101/ps1/part1.ipynb"
+    admin = {"Authorization": f"token {hub.token}"}
+    contents = requests.get(f"{hub.url}/user/{student}/api/contents/demo-101/ps1/part1.ipynb", timeout=30,
+                            headers=admin)
+    assert contents.status_code == 200
+    text = str(contents.json()["content"])
+    assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text
+    listed = requests.get(f"{hub.url}/user/{student}/assignments", params={"course_id": "demo-101"},
+                          headers=admin, timeout=60).json()["value"]
+    assert [(a["assignment_id"], a["status"]) for a in listed] == [("ps1", "fetched")]
+
+    # Opening the link again leaves the student's copy alone (their work is never overwritten).
+    path = hub.state_dir / "homes" / student / "demo-101" / "ps1" / "part1.ipynb"
+    path.write_text(path.read_text().replace("YOUR CODE HERE", "MY WORK"))
+    r = launch(stud, hub.url, lms, LaunchSpec(sub=student_sub, custom={"assignment": "ps1"}))
+    assert follow_to_server(stud, hub.url, r.headers["Location"]) == lab
+    assert "MY WORK" in path.read_text()
+    hub.stop_server(student)
+    hub.stop_server(teacher)

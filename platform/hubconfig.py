@@ -104,7 +104,8 @@ def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
     profiles = {course.id: profile_for(course) for course in catalog}
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = settings.hub.start_timeout
-    c.Spawner.http_timeout = 60
+    # A class starting at once on a small machine: servers may take minutes to answer, not seconds.
+    c.Spawner.http_timeout = settings.hub.start_timeout
     if settings.spawner.backend == "local":
         from .spawner import LocalCourseSpawner, apply_course_option
 

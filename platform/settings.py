@@ -36,7 +36,8 @@ class HubSettings(Section):
     db_url: str | None = None
     concurrent_spawn_limit: int = Field(100, ge=0)
     active_server_limit: int = Field(0, ge=0)
-    start_timeout: int = Field(120, gt=0)
+    #: Seconds a user server may take to start and to answer (z2jh's default is 300).
+    start_timeout: int = Field(300, gt=0)
     admin_users: list[str] = []
     #: Base URL the outside world uses (for LTI redirect URIs and tool configuration).
     public_url: str | None = None

@@ -1,0 +1,130 @@
+"""Gradebook export: `coursehub export` against `nbgrader export` on the same gradebook.
+
+    .venv/bin/python benchmarks/export.py [--students 3000] [--assignments 40]
+
+Builds an nbgrader gradebook (SQLite) with bulk inserts, then runs both exports as fresh processes
+(interpreter start-up included for both), prints each wall time, the ratio, each process's peak
+memory, and checks that the per-student totals agree. Target: >= 20x and < 3 s at 3,000 x 40.
+If nbgrader takes longer than --nbgrader-timeout seconds, the baseline is also measured at the
+smaller --fallback-students size (200) and the figures say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+BIN = Path(sys.executable).parent
+# Peak memory from /proc/self/status VmHWM: the high-water mark of this process's own memory map.
+# (ru_maxrss is not used: Linux carries the parent's high-water mark across fork/vfork + exec.)
+WRAP = """
+import re, runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+finally:
+    hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+    print("MAXRSS_KB", hwm, file=sys.stderr)
+"""
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(module: str, args: list[str], cwd: Path, timeout: float) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS (MiB) of `python -m module args` in a fresh process.
+
+    CPU time is printed too: on a shared machine the wall time also counts waiting for a core."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cpu0 = _children_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", WRAP, module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
+    if proc.returncode != 0:
+        raise SystemExit(f"{module} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    rss = next(int(line.split()[1]) for line in proc.stderr.splitlines()[::-1] if line.startswith("MAXRSS_KB"))
+    return wall, cpu, rss / 1024
+
+
+def build(folder: Path, students: int, assignments: int) -> tuple[str, float]:
+    from coursehub.grading.export.synthetic import build_gradebook
+
+    db = folder / "gradebook.db"
+    t0 = time.perf_counter()
+    build_gradebook(f"sqlite:///{db}", students, assignments, seed=42, late_rate=0.1)
+    return f"sqlite:///{db}", time.perf_counter() - t0
+
+
+def run_pair(folder: Path, url: str, timeout: float, ours_only: bool = False):
+    ours = timed("coursehub.cli", ["export", "--course-dir", str(folder), "--db", url, "--out",
+                                   str(folder / "ours.csv")], folder, timeout)
+    if ours_only:
+        return ours, None
+    try:
+        theirs = timed("nbgrader", ["export", f"--db={url}", f"--to={folder / 'nbgrader.csv'}"], folder, timeout)
+    except subprocess.TimeoutExpired:
+        theirs = None
+    return ours, theirs
+
+
+def check_totals(folder: Path) -> bool:
+    ours = pd.read_csv(folder / "ours.csv", dtype={"student_id": str}).set_index("student_id")["total"]
+    nb = pd.read_csv(folder / "nbgrader.csv", dtype={"student_id": str}).groupby("student_id")["score"].sum()
+    return bool(((ours - nb.reindex(ours.index)).abs() < 1e-9).all())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--students", "--n", type=int, default=3000)
+    ap.add_argument("--assignments", type=int, default=40)
+    ap.add_argument("--nbgrader-timeout", type=float, default=900)
+    ap.add_argument("--fallback-students", type=int, default=200)
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        folder = Path(tmp)
+        url, build_s = build(folder, a.students, a.assignments)
+        print(f"gradebook: {a.students} students x {a.assignments} assignments "
+              f"({os.path.getsize(folder / 'gradebook.db') / 2**20:.1f} MiB, built in {build_s:.1f} s)")
+        (ours_s, ours_cpu, ours_mb), theirs = run_pair(folder, url, a.nbgrader_timeout)
+        print(f"coursehub export: {ours_s:7.2f} s wall  {ours_cpu:7.2f} s CPU   peak RSS {ours_mb:6.0f} MiB")
+        if theirs is not None:
+            theirs_s, theirs_cpu, theirs_mb = theirs
+            print(f"nbgrader export:  {theirs_s:7.2f} s wall  {theirs_cpu:7.2f} s CPU   peak RSS {theirs_mb:6.0f} MiB")
+            print(f"ratio: {theirs_s / ours_s:.1f}x faster (wall), {theirs_cpu / ours_cpu:.1f}x (CPU)   "
+                  f"totals identical: {check_totals(folder)}")
+            ok = theirs_s / ours_s >= 20 and ours_s < 3
+        else:
+            print(f"nbgrader export:  did not finish within {a.nbgrader_timeout:.0f} s "
+                  f"(ratio at this size > {a.nbgrader_timeout / ours_s:.0f}x)")
+            ok = ours_s < 3
+    if theirs is None and a.fallback_students < a.students:
+        with tempfile.TemporaryDirectory(prefix="bench-export-small-") as tmp:
+            folder = Path(tmp)
+            url, _ = build(folder, a.fallback_students, a.assignments)
+            (s_ours, s_cpu, _), small = run_pair(folder, url, a.nbgrader_timeout)
+            if small:
+                print(f"at {a.fallback_students} x {a.assignments}: coursehub {s_ours:.2f} s ({s_cpu:.2f} s CPU), "
+                      f"nbgrader {small[0]:.2f} s ({small[1]:.2f} s CPU), ratio {small[0] / s_ours:.1f}x wall, "
+                      f"{small[1] / s_cpu:.1f}x CPU, totals identical: {check_totals(folder)}")
+            else:
+                print(f"at {a.fallback_students} x {a.assignments}: coursehub {s_ours:.2f} s, nbgrader did not finish "
+                      f"within {a.nbgrader_timeout:.0f} s either")
+    print("target (>= 20x and < 3 s):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

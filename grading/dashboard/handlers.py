@@ -1,0 +1,305 @@
+"""Tornado handlers of the instructor dashboard, mounted in the grading service under its prefix:
+
+    GET  dashboard/<course>/                 the page (instructors and TAs; students get 403)
+    GET  dashboard/<course>/export?format=csv|canvas|xlsx[&long=1]
+    POST dashboard/<course>/sync/now         queue changed grades and send what is due
+    POST dashboard/<course>/sync/retry       failed grade-sync rows back to pending (all, or id=)
+    POST dashboard/<course>/jobs/retry       a dead grading job back to the queue (id=)
+    POST dashboard/<course>/roster/sync      read the LMS roster (NRPS) into the gradebook
+
+Browser pages use the hub's OAuth cookie; POST forms carry the hub's `_xsrf` token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from tornado import web
+
+from coursehub.grading.service.core import ServiceError
+from coursehub.grading.service.handlers import BaseHandler
+
+log = logging.getLogger("coursehub.grading.dashboard")
+COURSE = r"([a-z0-9][a-z0-9-]{0,39})"
+FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "canvas": ("text/csv; charset=utf-8", "csv"),
+           "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")}
+
+
+@lru_cache(maxsize=1)
+def _default_settings():  # noqa: ANN202
+    from coursehub.platform.settings import load_settings
+
+    return load_settings(None)
+
+
+def gradebook_url_for(settings: Any, course_id: str) -> str:
+    """The course's gradebook: `CourseDirectory.db_url` of its course directory's nbgrader_config.py
+    (e.g. a PostgreSQL database per course at scale), else nbgrader's default gradebook.db there."""
+    from coursehub.grading.service.coursedirs import course_dir
+
+    root = course_dir(settings, course_id)
+    config = root / "nbgrader_config.py"
+    if config.is_file():
+        from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+        try:
+            url = PyFileConfigLoader(config.name, path=str(root)).load_config().CourseDirectory.get("db_url")
+        except (ConfigFileNotFound, SyntaxError, NameError):
+            url = None
+        if isinstance(url, str) and url:
+            return url
+    return f"sqlite:///{root / 'gradebook.db'}"
+
+
+def load_course_grades(settings: Any, course: Any):  # noqa: ANN201
+    from coursehub.grading.export import load_grades
+
+    return load_grades(db_url=gradebook_url_for(settings, course.id), course=course)
+
+
+def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 - data.Overview
+    """Everything the page shows; a missing part becomes a line in `problems`, not an error page."""
+    from coursehub.grading.export.snapshot import GradebookMissing
+    from coursehub.grading.lms.outbox import failed_rows, status_counts
+    from coursehub.grading.lms.runtime import outbox_sessions
+
+    from .data import build_overview
+
+    problems: list[str] = []
+    try:
+        grades = load_course_grades(settings, course)
+    except GradebookMissing:
+        grades = None
+        problems.append("No gradebook yet: nothing has been autograded in this course.")
+    releases = core.releases(caller, course.id)
+    submissions = core.submissions(caller, course.id)
+    queue: dict[str, int] = {}
+    dead: list[dict] = []
+    sync: dict[str, int] = {}
+    failed: list[dict] = []
+    sessions = outbox_sessions(settings)
+    try:
+        from coursehub.grading.queue.models import GradingJob
+
+        with sessions() as s:
+            queue = dict(s.execute(select(GradingJob.status, func.count()).where(GradingJob.course_id == course.id)
+                                   .group_by(GradingJob.status)).all())
+            dead = [{"id": j.id, "student": j.student, "assignment": j.assignment, "attempts": j.attempts,
+                     "last_error": j.last_error} for j in s.scalars(
+                select(GradingJob).where(GradingJob.course_id == course.id, GradingJob.status == "dead")
+                .order_by(GradingJob.id.desc()).limit(200))]
+    except (OperationalError, ProgrammingError, ImportError):
+        problems.append("The grading queue is not set up in this database (run: coursehub grading-db upgrade).")
+    try:
+        with sessions() as s:
+            sync = status_counts(s, course.id)
+            failed = [{"id": r.id, "student": r.student, "assignment": r.assignment, "score_given": r.score_given,
+                       "score_maximum": r.score_maximum, "last_error": r.last_error}
+                      for r in failed_rows(s, course.id)]
+    except (OperationalError, ProgrammingError):
+        problems.append("The LMS grade sync tables are missing (run: coursehub grading-db upgrade).")
+    return build_overview(course, grades, releases, submissions, queue=queue, dead_jobs=dead, sync=sync,
+                          sync_failed=failed, problems=problems)
+
+
+_sync_checked: dict[str, float] = {}
+
+
+def _ensure_background_sync(settings: Any) -> None:
+    """Start the periodic LMS sender in this service process (checked at most once a minute).
+
+    Plugins cannot run code at service start, so the first dashboard visit starts it; the grading
+    service may also call `coursehub.grading.lms.runtime.start_background_sync` itself at start-up.
+    """
+    import time
+
+    from coursehub.grading.lms.runtime import start_background_sync
+
+    url = settings.grading_db_url()
+    if time.monotonic() - _sync_checked.get(url, -1e9) < 60:
+        return
+    _sync_checked[url] = time.monotonic()
+    start_background_sync(settings)
+
+
+class DashboardBase(BaseHandler):
+    token_only = False  # a browser page: the hub's OAuth cookie (and its _xsrf for POST)
+
+    def check_xsrf_cookie(self) -> None:
+        """Forms from the page carry the `_xsrf` token; a request with an Authorization header
+        (a hub token, which a cross-site form cannot send) needs none."""
+        if self.request.headers.get("Authorization"):
+            return
+        return super().check_xsrf_cookie()
+
+    @property
+    def cfg(self) -> Any:
+        return self.settings.get("coursehub_settings") or _default_settings()
+
+    def staff_course(self, course_id: str) -> Any:
+        return self.core.require_staff(self.caller, course_id, "use the course dashboard")
+
+    def base(self, course_id: str) -> str:
+        prefix = self.request.path.split("/dashboard/", 1)[0]
+        return f"{prefix}/dashboard/{quote(course_id)}/"
+
+    def back(self, course_id: str, message: str) -> None:
+        self.redirect(self.base(course_id) + "?" + urlencode({"msg": message}))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.message if isinstance(exc, ServiceError) else (
+            exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else "Something went wrong.")
+        if isinstance(exc, ServiceError):
+            self.set_status(exc.status)
+        from html import escape
+
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(f"<!doctype html><title>{self.get_status()}</title><h1>{self.get_status()}</h1>"
+                    f"<p>{escape(message)}</p>")
+
+
+class DashboardPage(DashboardBase):
+    async def get(self, course_id: str) -> None:
+        course = self.staff_course(course_id)
+        _ensure_background_sync(self.cfg)
+        overview = await self.run(gather, self.cfg, self.core, self.caller, course)
+        from .page import render_page
+
+        hub_prefix = (self.hub_auth.hub_prefix or "/hub/").rstrip("/")
+        html = await self.run(render_page, overview, base=self.base(course_id),
+                              xsrf=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
+                              formgrader_url=f"{hub_prefix}/user-redirect/formgrader",
+                              message=self.get_argument("msg", ""))
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
+
+
+class DashboardExport(DashboardBase):
+    async def get(self, course_id: str) -> None:
+        course = self.staff_course(course_id)
+        fmt = self.get_argument("format", "csv")
+        long = self.flag("long")
+        if fmt not in FORMATS or (fmt == "canvas" and long):
+            raise ServiceError(400, "format must be csv, canvas or xlsx (long only with csv or xlsx)")
+        data = await self.run(self._export, course, fmt, long)
+        ctype, ext = FORMATS[fmt]
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M")
+        name = f"{course.id}-grades{'-long' if long else ''}{'-canvas' if fmt == 'canvas' else ''}-{stamp}.{ext}"
+        self.set_header("Content-Type", ctype)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.set_header("Cache-Control", "no-store")
+        self.finish(data)
+
+    def _export(self, course: Any, fmt: str, long: bool) -> bytes:
+        from coursehub.grading.export import canvas_table, long_table, wide_table
+        from coursehub.grading.export.snapshot import GradebookMissing
+        from coursehub.grading.export.writers import csv_bytes, xlsx_bytes
+
+        try:
+            grades = load_course_grades(self.cfg, course)
+        except GradebookMissing:
+            raise ServiceError(404, "No gradebook yet: nothing has been autograded in this course.") from None
+        table = canvas_table(grades) if fmt == "canvas" else (long_table(grades) if long else wide_table(grades))
+        return xlsx_bytes({"grades": table}) if fmt == "xlsx" else csv_bytes(table)
+
+
+class SyncRetry(DashboardBase):
+    async def post(self, course_id: str) -> None:
+        self.staff_course(course_id)
+        from coursehub.grading.lms.outbox import retry_failed
+        from coursehub.grading.lms.runtime import outbox_sessions
+
+        ids = [int(i) for i in self.get_arguments("id") if i.isdigit()] or None
+
+        def retry() -> int:
+            with outbox_sessions(self.cfg)() as s:
+                return retry_failed(s, course_id, ids)
+
+        n = await self.run(retry)
+        log.info("grade sync retry in %s by %s: %d row(s)", course_id, self.caller.name, n)
+        self.back(course_id, f"{n} grade(s) will be sent again.")
+
+
+class SyncNow(DashboardBase):
+    async def post(self, course_id: str) -> None:
+        course = self.staff_course(course_id)
+        from coursehub.grading.export.snapshot import GradebookMissing
+        from coursehub.grading.lms.gradesync import enqueue_changes
+        from coursehub.grading.lms.runtime import LmsNotConfigured, make_sender, outbox_sessions
+
+        def queue() -> int:
+            grades = load_course_grades(self.cfg, course)
+            titles = {a.id: a.title for a in course.assignments if a.title}
+            with outbox_sessions(self.cfg)() as s:
+                return enqueue_changes(s, course.id, grades.long, dt.datetime.now(dt.UTC), titles)
+
+        try:
+            n = await self.run(queue)
+        except GradebookMissing:
+            return self.back(course_id, "No gradebook yet: nothing to send.")
+        try:
+            sender = make_sender(self.cfg)
+        except LmsNotConfigured as e:
+            return self.back(course_id, f"{n} changed grade(s) queued; not sent: {e}.")
+        out = await sender.send_due()
+        self.back(course_id, f"{n} changed grade(s) queued; sent now: {out.get('sent', 0)}, "
+                             f"to retry: {out.get('retry', 0)}, failed: {out.get('failed', 0)}.")
+
+
+class RosterSync(DashboardBase):
+    async def post(self, course_id: str) -> None:
+        course = self.staff_course(course_id)
+        from coursehub.grading.lms.runtime import LmsNotConfigured, sync_course_roster
+        from coursehub.grading.lms.services import ServiceError
+
+        try:
+            reports = await sync_course_roster(self.cfg, course.id, gradebook_url_for(self.cfg, course.id))
+        except (LmsNotConfigured, ServiceError, ValueError) as e:
+            return self.back(course_id, f"Roster not updated: {e}.")
+        joined = sum(len(r.joined) for r in reports)
+        left = sum(len(r.left) for r in reports)
+        incomplete = [r.problem for r in reports if not r.complete]
+        self.back(course_id, f"Roster updated: {sum(r.members for r in reports)} members, {joined} joined, "
+                             f"{left} marked as left" + (f" (incomplete: {incomplete[0]})" if incomplete else "") + ".")
+
+
+class JobRetry(DashboardBase):
+    async def post(self, course_id: str) -> None:
+        self.staff_course(course_id)
+        job_id = self.get_argument("id", "")
+        if not job_id.isdigit():
+            raise ServiceError(400, "id must be a job number")
+        from coursehub.grading.lms.runtime import outbox_sessions
+        from coursehub.grading.queue.models import GradingJob
+
+        def retry() -> bool:
+            with outbox_sessions(self.cfg)() as s:
+                job = s.get(GradingJob, int(job_id))
+                if job is None or job.course_id != course_id or job.status != "dead":
+                    return False
+            from coursehub.grading.queue import JobQueue
+
+            return JobQueue(outbox_sessions(self.cfg).kw["bind"]).retry_dead(int(job_id))
+
+        ok = await self.run(retry)
+        self.back(course_id, "The job is queued again." if ok else "That job cannot be retried.")
+
+
+def dashboard_handlers() -> list[tuple]:
+    """Routes relative to the grading service prefix."""
+    return [
+        (rf"dashboard/{COURSE}/?", DashboardPage),
+        (rf"dashboard/{COURSE}/export", DashboardExport),
+        (rf"dashboard/{COURSE}/sync/retry", SyncRetry),
+        (rf"dashboard/{COURSE}/sync/now", SyncNow),
+        (rf"dashboard/{COURSE}/jobs/retry", JobRetry),
+        (rf"dashboard/{COURSE}/roster/sync", RosterSync),
+    ]

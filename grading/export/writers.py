@@ -1,0 +1,91 @@
+"""Writing an export: formula-safe text cells, RFC 4180 CSV or xlsx, atomically.
+
+Spreadsheets run a text cell that starts with `=`, `+`, `-`, `@`, tab or carriage return as a
+formula (CSV injection). Such text cells get a leading single quote; numbers are left alone, so a
+score of -1 stays the number -1 while a name "-1" becomes "'-1".
+The file appears under its final name only when complete: written to a temporary file in the
+same folder, fsynced, then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_text(value: object) -> object:
+    """One cell: quote a text cell a spreadsheet would run; anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with every text cell (and header) made formula-safe."""
+    out = frame.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            try:
+                mask = s.str.slice(0, 1).isin(FORMULA_STARTS).fillna(False).astype(bool)
+            except AttributeError:  # an object column holding no text (e.g. numbers only)
+                mask = s.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS)).astype(bool)
+            if mask.any():
+                s = s.astype(object).copy()
+                s[mask] = "'" + s[mask].astype(str)
+                out[col] = s
+    out.columns = [neutralize_text(str(c)) for c in out.columns]
+    return out
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write through `write(fileobj)` to a temp file beside `path`, fsync, rename."""
+    path = Path(path)
+    folder = path.parent.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """RFC 4180: comma separated, CRLF line ends, fields with , " CR LF quoted, quotes doubled; UTF-8."""
+    text = neutralize(frame).to_csv(index=False, lineterminator="\r\n", date_format="%Y-%m-%d %H:%M:%S.%f")
+    return text.encode("utf-8")
+
+
+def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as xl:
+        for name, frame in sheets.items():
+            neutralize(frame).to_excel(xl, sheet_name=name[:31], index=False)
+    return buf.getvalue()
+
+
+def write_table(frame: pd.DataFrame, out: Path, fmt: Literal["csv", "xlsx"] = "csv", sheet: str = "grades") -> None:
+    """Write one table to `out` as CSV or xlsx, atomically."""
+    data = csv_bytes(frame) if fmt == "csv" else xlsx_bytes({sheet: frame})
+    atomic_write(out, lambda fh: fh.write(data))

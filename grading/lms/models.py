@@ -1,0 +1,94 @@
+"""Tables of the LMS sync (alembic branch "lms", `grading/migrations/lms/`): its own declarative
+Base so it can share the grading database without depending on the exchange's models."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC with microseconds: what every time column here holds."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class ScoreRow(Base):
+    """One grade on its way to the LMS. Rows are never deleted: the outbox is also the sync log.
+
+    status: pending (to send, maybe after `next_attempt_at`), sent, failed (needs a person: the
+    retry button), superseded (a newer grade for the same student and assignment exists),
+    invalid (did not pass validation, never sent).
+    """
+
+    __tablename__ = "lms_score_outbox"
+    __table_args__ = (
+        UniqueConstraint("course_id", "assignment", "student", "produced_at", name="uq_lms_score_outbox_grade"),
+        Index("ix_lms_score_outbox_due", "status", "next_attempt_at"),
+        Index("ix_lms_score_outbox_key", "course_id", "assignment", "student"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    course_id: Mapped[str] = mapped_column(String(128))
+    assignment: Mapped[str] = mapped_column(String(128))
+    #: Hub username (= nbgrader student id).
+    student: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str] = mapped_column(String(255), default="")
+    score_given: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score_maximum: Mapped[float] = mapped_column(Float)
+    activity_progress: Mapped[str] = mapped_column(String(32), default="Completed")
+    grading_progress: Mapped[str] = mapped_column(String(32), default="FullyGraded")
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: When the grade was produced: the AGS timestamp, and what "newest" means.
+    produced_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lineitem_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lti_user_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class LineItemRow(Base):
+    """The LMS line item of an assignment, per LMS context (its line items URL)."""
+
+    __tablename__ = "lms_lineitems"
+
+    course_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    lineitems_url: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    assignment: Mapped[str] = mapped_column(String(128), primary_key=True)
+    lineitem_url: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RosterRow(Base):
+    """A person NRPS listed for a course. People who leave are marked (`left_at`), never deleted."""
+
+    __tablename__ = "lms_roster"
+
+    course_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    lti_user_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(512), default="")
+    email: Mapped[str] = mapped_column(String(512), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    left_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

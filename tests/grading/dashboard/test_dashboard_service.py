@@ -1,0 +1,153 @@
+"""The dashboard inside the real grading service process (FakeHub for identity): who may see it,
+what it shows, exports, the grade-sync and dead-job retry buttons."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from support.exchange import write_course
+from support.fakehub import FakeHub
+from support.grading import running_service
+
+from coursehub.grading.export.synthetic import StudentRow, build_gradebook
+from coursehub.grading.lms.models import ScoreRow
+from coursehub.grading.queue.models import GradingJob
+
+COURSE = "dash-101"
+USERS = {"prof": [f"course:{COURSE}:instructor"], "tara": [f"course:{COURSE}:ta"],
+         "stu": [f"course:{COURSE}:student"], "outsider": ["course:other-1:instructor"]}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dash")
+    courses = root / "courses"
+    write_course(courses, COURSE, {"instructors": ["prof"]},
+                 [{"id": "ps1", "title": "Problem set 1", "due": "2026-10-01T23:59:00+00:00", "points": 9},
+                  {"id": "ps2"}], late_policy={"grace_minutes": 5, "penalty_percent_per_day": 10})
+    write_course(courses, "other-1", {}, [{"id": "hw"}])
+    hub = FakeHub().start()
+    tokens = {u: hub.add_user(u, g) for u, g in USERS.items()}
+    try:  # the dashboard plugin is in the default settings (grading.plugins)
+        with running_service(root / "svc", courses, hub) as svc:
+            state = root / "svc" / "state"
+            gradebook = state / "course-dirs" / COURSE / "gradebook.db"
+            gradebook.parent.mkdir(parents=True, exist_ok=True)
+            build_gradebook(f"sqlite:///{gradebook}", students=[StudentRow("stu", "Stu", "Dent"),
+                            StudentRow("=2+2", "Eve", "Il")] + [StudentRow(f"s{i}") for i in range(8)],
+                            assignment_names=["ps1", "ps2"], submit_rate=1.0, seed=2)
+            yield svc, tokens, state
+    finally:
+        hub.stop()
+
+
+def _get(svc, tokens, who, path, **kw):
+    return requests.get(svc.url + path, headers={"Authorization": f"token {tokens[who]}"}, timeout=60,
+                        allow_redirects=False, **kw)
+
+
+def _post(svc, tokens, who, path, data=None):
+    return requests.post(svc.url + path, headers={"Authorization": f"token {tokens[who]}"}, data=data or {},
+                         timeout=60, allow_redirects=False)
+
+
+def _db(state: Path) -> Session:
+    return Session(create_engine(f"sqlite:///{state / 'grading.sqlite'}"))
+
+
+def test_staff_see_the_page_students_do_not(env):
+    svc, tokens, _ = env
+    for who in ("prof", "tara"):
+        r = _get(svc, tokens, who, f"dashboard/{COURSE}/")
+        assert r.status_code == 200, r.text[:500]
+        assert "Problem set 1" in r.text and "<svg" in r.text
+        assert "user-redirect/formgrader' target='_blank'" in r.text
+    for who in ("stu", "outsider"):
+        r = _get(svc, tokens, who, f"dashboard/{COURSE}/")
+        assert r.status_code == 403
+        assert "Problem set 1" not in r.text
+        assert _get(svc, tokens, who, f"dashboard/{COURSE}/export?format=csv").status_code == 403
+    assert _get(svc, tokens, "prof", "dashboard/no-such-course/").status_code == 404
+    anonymous = requests.get(svc.url + f"dashboard/{COURSE}/", allow_redirects=False, timeout=30)
+    assert anonymous.status_code in (302, 303) and "Problem set 1" not in anonymous.text
+
+
+def test_page_counts(env):
+    svc, tokens, _ = env
+    html = _get(svc, tokens, "prof", f"dashboard/{COURSE}/").text
+    row = html.split("data-assignment='ps1'>", 1)[1].split("</tr>", 1)[0]
+    assert "<td class='submitted'>10</td>" in row  # everyone submitted (counted from the gradebook)
+    assert "<td class='released'>no</td>" in row
+
+
+def test_exports_from_the_dashboard(env):
+    svc, tokens, _ = env
+    r = _get(svc, tokens, "tara", f"dashboard/{COURSE}/export?format=csv")
+    assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment;")
+    wide = pd.read_csv(io.BytesIO(r.content), dtype={"student_id": str})
+    assert len(wide) == 10 and {"ps1", "ps2", "total"} <= set(wide.columns)
+    assert "'=2+2" in set(wide["student_id"])
+    long = pd.read_csv(io.BytesIO(_get(svc, tokens, "tara", f"dashboard/{COURSE}/export?format=csv&long=1").content))
+    assert len(long) == 20
+    canvas = _get(svc, tokens, "prof", f"dashboard/{COURSE}/export?format=canvas").text
+    assert canvas.startswith("Student,ID,SIS User ID,SIS Login ID,Section,ps1,ps2")
+    xlsx = _get(svc, tokens, "prof", f"dashboard/{COURSE}/export?format=xlsx")
+    assert xlsx.content[:2] == b"PK"
+    assert _get(svc, tokens, "prof", f"dashboard/{COURSE}/export?format=exe").status_code == 400
+
+
+def test_sync_retry_button_and_sync_now(env):
+    svc, tokens, state = env
+    with _db(state) as s:
+        s.add(ScoreRow(course_id=COURSE, assignment="ps1", student="stu", label="ps1", score_given=1.0,
+                       score_maximum=9.0, produced_at=dt.datetime(2026, 10, 3), status="failed", attempts=8,
+                       last_error="HTTP 400 line item gone"))
+        s.commit()
+        row_id = s.scalars(select(ScoreRow.id)).first()
+    html = _get(svc, tokens, "prof", f"dashboard/{COURSE}/").text
+    assert "HTTP 400 line item gone" in html and "Retry all failed" in html
+    assert _post(svc, tokens, "stu", f"dashboard/{COURSE}/sync/retry", {"id": str(row_id)}).status_code == 403
+    forged = requests.post(svc.url + f"dashboard/{COURSE}/sync/retry", data={"id": str(row_id)}, timeout=60,
+                           allow_redirects=False)  # a cross-site form: no token, no _xsrf
+    assert forged.status_code in (302, 403)
+    with _db(state) as s:
+        assert s.get(ScoreRow, row_id).status == "failed"
+    r = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/retry", {"id": str(row_id)})
+    assert r.status_code == 302 and "msg=" in r.headers["Location"]
+    with _db(state) as s:
+        assert s.get(ScoreRow, row_id).status == "pending"
+    # "send now" queues every changed grade; with no LMS registered it says why nothing went out
+    r = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/now")
+    assert r.status_code == 302
+    assert "not+sent" in r.headers["Location"] or "not%20sent" in r.headers["Location"]
+    with _db(state) as s:
+        queued = s.scalars(select(ScoreRow).where(ScoreRow.status == "pending")).all()
+        assert len(queued) == 20  # 10 students x 2 assignments (the older stu/ps1 row was superseded)
+        assert s.get(ScoreRow, row_id).status == "superseded"
+    again = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/now")
+    assert "msg=0+changed+grade" in again.headers["Location"], "nothing changed since: nothing queued"
+
+
+def test_dead_job_retry(env):
+    svc, tokens, state = env
+    with _db(state) as s:
+        job = GradingJob(course_id=COURSE, assignment="ps1", student="stu", payload={}, status="dead",
+                         attempts=3, max_attempts=3, last_error="kernel died")
+        other = GradingJob(course_id="other-1", assignment="hw", student="x", payload={}, status="dead",
+                           attempts=3, max_attempts=3, last_error="x")
+        s.add_all([job, other])
+        s.commit()
+        jid, oid = job.id, other.id
+    assert "kernel died" in _get(svc, tokens, "prof", f"dashboard/{COURSE}/").text
+    _post(svc, tokens, "prof", f"dashboard/{COURSE}/jobs/retry", {"id": str(oid)})  # not this course's job
+    _post(svc, tokens, "prof", f"dashboard/{COURSE}/jobs/retry", {"id": str(jid)})
+    with _db(state) as s:
+        assert s.get(GradingJob, jid).status == "queued"
+        assert s.get(GradingJob, oid).status == "dead"

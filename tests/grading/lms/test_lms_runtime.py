@@ -1,0 +1,80 @@
+"""The LMS sync wired to what the hub stores: its LTI store (launch services, identities), the tool key
+it generated, the settings' platform registrations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+from fakelms.ags import AgsState, ags_handlers
+from nbgrader.api import Gradebook
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from coursehub.grading.export import load_grades
+from coursehub.grading.export.synthetic import build_gradebook, create_gradebook
+from coursehub.grading.lms.gradesync import enqueue_changes
+from coursehub.grading.lms.models import Base
+from coursehub.grading.lms.runtime import make_sender, outbox_sessions, sync_course_roster
+from coursehub.platform.lti.keys import load_or_create_key_pair, tool_key_path
+from coursehub.platform.lti.store import LtiStore
+
+LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+
+
+async def test_roster_and_grades_through_the_hubs_records(tmp_path):
+    state = tmp_path / "state"
+    key = load_or_create_key_pair(tool_key_path(state))  # what the hub generates on first start
+    lms = AgsState(tool_jwk=key.public_jwk(), client_id="tool-9")
+    sock, port = bind_unused_port()
+    server = HTTPServer(web.Application(ags_handlers(lms)))
+    server.add_sockets([sock])
+    lms.base_url = f"http://127.0.0.1:{port}"
+    platform = SimpleNamespace(name="campus", issuer=lms.base_url, token_url=lms.token_url(),
+                               auth_login_url=f"{lms.base_url}/auth", jwks_url=f"{lms.base_url}/jwks")
+    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None),
+                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
+                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
+    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    store = LtiStore(f"sqlite:///{state / 'lti.sqlite'}")
+    try:
+        # the instructor launched once: the course's AGS and NRPS endpoints are known
+        store.save_services(username="campus-prof", course="c1", platform="campus", issuer=lms.base_url,
+                            client_id="tool-9", deployment_id="d1", context_id="ctx1", subject="prof",
+                            role="instructor", ags={"lineitems": lms.lineitems_url("ctx1"), "scope": []},
+                            nrps={"context_memberships_url": lms.memberships_url("ctx1")}, resource_link=None)
+        lms.members["ctx1"] = [{"user_id": u, "roles": [LEARNER], "given_name": u.title(), "family_name": "X",
+                                "email": f"{u}@x.example"} for u in ("ann", "bob", "cy")]
+        gradebook = f"sqlite:///{tmp_path / 'gradebook.db'}"
+        create_gradebook(gradebook)
+        (report,) = await sync_course_roster(settings, "c1", gradebook)
+        assert report.complete and report.members == 3
+        ann = store.find_identity(lms.base_url, "ann")
+        assert ann is not None and ann.username.startswith("campus-")
+        with Gradebook(gradebook) as gb:
+            assert {s.lms_user_id for s in gb.students} == {"ann", "bob", "cy"}
+            names = sorted(s.id for s in gb.students)
+
+        # students launched too (their AGS endpoints stored), their grades go out
+        for u in ("ann", "bob", "cy"):
+            ident = store.find_identity(lms.base_url, u)
+            store.save_services(username=ident.username, course="c1", platform="campus", issuer=lms.base_url,
+                                client_id="tool-9", deployment_id="d1", context_id="ctx1", subject=u, role="student",
+                                ags={"lineitems": lms.lineitems_url("ctx1"), "scope": []}, nrps=None,
+                                resource_link=None)
+        build_gradebook(gradebook, students=[], assignment_names=["ps1"])
+        with Gradebook(gradebook) as gb:  # each student submits and gets autograded
+            for sid in names:
+                gb.add_submission("ps1", sid)
+        grades = load_grades(db_url=gradebook)
+        with outbox_sessions(settings)() as s:
+            assert enqueue_changes(s, "c1", grades.long, dt.datetime(2026, 11, 1, tzinfo=dt.UTC)) == 3
+        out = await make_sender(settings).send_due()
+        assert out == {"sent": 3}
+        assert {k[2] for k in lms.results} == {"ann", "bob", "cy"}
+        assert all(r["gradingProgress"] == "PendingManual" for r in lms.results.values())
+    finally:
+        store.dispose()
+        server.stop()
+        await server.close_all_connections()

@@ -96,8 +96,11 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
            "--die-with-parent", "--new-session"]
     if not privileged():
         cmd += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    # The private /tmp comes first: the runtime may itself live below /tmp (a checkout or CI clone
+    # there), and a later tmpfs would hide it.
+    cmd += ["--perms", "1777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]
     for d in _ancestors(targets):
-        if d not in ro and not any(d.startswith(r + "/") for r in ro):
+        if d != "/tmp" and d not in ro and not any(d.startswith(r + "/") for r in ro):
             cmd += ["--perms", "0755", "--dir", d]
     for p in ro:
         cmd += ["--ro-bind", p, p]
@@ -110,7 +113,6 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
         if os.path.exists(p):
             cmd += ["--ro-bind", p, p]
     cmd += ["--proc", "/proc", "--dev", "/dev",
-            "--perms", "1777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp",
             "--bind", str(spec.workspace), WORKSPACE,
             "--bind", str(spec.run_dir), RUN_DIR,
             "--ro-bind", str(ZYGOTE), ZYGOTE_PATH,

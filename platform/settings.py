@@ -62,6 +62,9 @@ class LtiPlatform(Section):
     jwks_url: str
     token_url: str
     algorithms: list[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]] = ["RS256"]
+    #: Other origins (scheme://host) the platform serves AGS/NRPS from, e.g. Canvas's API host; grade
+    #: sync refuses service URLs on any other host.
+    service_origins: list[str] = []
 
 
 class LtiSettings(Section):

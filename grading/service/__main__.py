@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.get_running_loop().run_in_executor(ctx.executor, _sweep, core)
         log.info("grading service on http://%s:%d (database %s, storage %s)", ip, port, redact(url),
                  settings.storage_dir())
+        from coursehub.grading.lms.runtime import start_background_sync
+
+        start_background_sync(settings)  # LMS grade sync outbox; logs and stays off if no LMS is set up
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

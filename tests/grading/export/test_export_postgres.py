@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pgcluster import available, postgres_cluster
+from support.pg import available, pg_cluster
 
 from coursehub.grading.export import load_grades, wide_table
 from coursehub.grading.export import snapshot as snapshot_mod
@@ -15,7 +15,8 @@ pytestmark = pytest.mark.skipif(not available(), reason="needs PostgreSQL binari
 def test_postgres_gradebook_matches_sqlite_and_reads_one_snapshot(tmp_path, monkeypatch):
     sqlite_url = f"sqlite:///{tmp_path / 'gradebook.db'}"
     build_gradebook(sqlite_url, 12, 3, seed=9)
-    with postgres_cluster(tmp_path) as pg_url:
+    with pg_cluster(tmp_path) as cluster:
+        pg_url = cluster.url
         build_gradebook(pg_url, 12, 3, seed=9)
         pg, lite = load_grades(db_url=pg_url), load_grades(db_url=sqlite_url)
         cols = ["assignment", "student_id", "raw_score", "score", "max_score", "timestamp", "duedate"]

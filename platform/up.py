@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "COURSEHUB_SETTINGS": str(settings.source)}
     cmd = [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_FILE)]
     proc = subprocess.Popen(cmd, cwd=settings.state_dir, env=env, start_new_session=True)
+    # The hub runs in its own session so that one Ctrl-C reaches it once, through us; a terminal
+    # closing (SIGHUP) or a process manager (SIGTERM) must stop it the same way, never orphan it.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         version = wait_for_hub(settings.public_url(), proc)
         if version is None:
@@ -117,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping coursehub ...", file=sys.stderr)
         return stop(proc)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def stop(proc: subprocess.Popen, timeout: float = 30) -> int:

@@ -18,7 +18,7 @@ def launch_link_html(url: str) -> str:
         '<div class="coursehub-launch admonition tip">'
         f'<a class="coursehub-launch-link" href="{escape(url, quote=True)}" '
         'title="Open this page in your own Jupyter server, where you can run and change it">'
-        f'&#x1F680; {LINK_TEXT}</a>'
+        f'&#x25B6; {LINK_TEXT}</a>'
         "<span> &mdash; run and change this page in your own Jupyter server; your edits are kept "
         "when the book is updated.</span></div>\n"
     )

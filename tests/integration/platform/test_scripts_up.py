@@ -62,12 +62,19 @@ def test_up_serves_api_stops_on_ctrl_c_and_resumes(tmp_path):
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert "stopping coursehub" in (tmp_path / "up1.log").read_text()
 
-    # Again: same state folder, same users.
+    # Again: same state folder, same users. This time a process manager stops it (SIGTERM to
+    # `coursehub up` only): the hub it started must not be left running.
     log2 = open(tmp_path / "up2.log", "wb")
     proc = start_up(args, log2)
     try:
         wait_until(lambda: requests.get(f"{url}/hub/api", timeout=2).ok, timeout=120, what="second start")
         with sqlite3.connect(state / "jupyterhub.sqlite") as db:
             assert ("dana",) in db.execute("select name from users").fetchall()
+        tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(tree) > 2  # coursehub up -> jupyterhub -> proxy, services
+        proc.terminate()  # scripts/up exec's `coursehub up`: this is SIGTERM to it alone
+        proc.wait(60)
+        wait_until(lambda: not [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE],
+                   timeout=30, what="every process to stop after SIGTERM")
     finally:
         stop_process_tree(proc)

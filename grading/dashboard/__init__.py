@@ -2,8 +2,7 @@
 service's plugins (settings `grading.plugins` or $COURSEHUB_GRADING_PLUGINS).
 
 `setup(plugins)` mounts the routes of `handlers.dashboard_handlers()` under the service prefix. The
-periodic LMS grade sender starts with the first dashboard visit (or, better, from the service's
-start-up through `coursehub.grading.lms.runtime.start_background_sync(settings)`).
+periodic LMS grade sender is the service's own (started with it, `grading.lms.runtime`).
 """
 
 from __future__ import annotations

@@ -108,26 +108,6 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
                           sync_failed=failed, problems=problems)
 
 
-_sync_checked: dict[str, float] = {}
-
-
-def _ensure_background_sync(settings: Any) -> None:
-    """Start the periodic LMS sender in this service process (checked at most once a minute).
-
-    Plugins cannot run code at service start, so the first dashboard visit starts it; the grading
-    service may also call `coursehub.grading.lms.runtime.start_background_sync` itself at start-up.
-    """
-    import time
-
-    from coursehub.grading.lms.runtime import start_background_sync
-
-    url = settings.grading_db_url()
-    if time.monotonic() - _sync_checked.get(url, -1e9) < 60:
-        return
-    _sync_checked[url] = time.monotonic()
-    start_background_sync(settings)
-
-
 class DashboardBase(BaseHandler):
     token_only = False  # a browser page: the hub's OAuth cookie (and its _xsrf for POST)
 
@@ -168,7 +148,6 @@ class DashboardBase(BaseHandler):
 class DashboardPage(DashboardBase):
     async def get(self, course_id: str) -> None:
         course = self.staff_course(course_id)
-        _ensure_background_sync(self.cfg)
         overview = await self.run(gather, self.cfg, self.core, self.caller, course)
         from .page import render_page
 

@@ -36,16 +36,21 @@ def outbox_sessions(settings: Any) -> sessionmaker:
     return sessionmaker(_engine(settings.grading_db_url()), expire_on_commit=False)
 
 
-def make_sender(settings: Any) -> Sender:
+def lms_access(settings: Any) -> tuple[Any, Any]:
+    """The registered platforms and the tool's private key, or LmsNotConfigured saying which is missing."""
     platforms = platforms_from_settings(settings)
     if not platforms:
         raise LmsNotConfigured("no LMS platform is registered (settings: auth.lti.platforms)")
     try:
-        key = load_tool_key(settings.state_dir)
+        return platforms, load_tool_key(settings.state_dir)
     except FileNotFoundError as e:
         raise LmsNotConfigured(str(e)) from None
+
+
+def make_sender(settings: Any) -> Sender:
     from coursehub.platform.lti.store import LtiStore
 
+    platforms, key = lms_access(settings)
     source = StoreServices(LtiStore(lti_store_url(settings)), platforms)
     return Sender(outbox_sessions(settings), source, ServiceClient(TokenClient(key)))
 
@@ -54,23 +59,32 @@ _started: dict[str, Any] = {}
 
 
 def start_background_sync(settings: Any, every: float = 30.0) -> bool:
-    """Send due scores every `every` seconds in the current IOLoop (once per process)."""
+    """Send due scores every `every` seconds in the current IOLoop (once per process).
+
+    The grading service calls this at start. The tool key is made by the hub, which may not have
+    done so yet: the timer builds its sender on the first tick that finds everything it needs.
+    Returns False (and starts nothing) when no LMS platform is registered at all.
+    """
     from tornado.ioloop import PeriodicCallback
 
     url = settings.grading_db_url()
     if url in _started:
         return True
-    try:
-        sender = make_sender(settings)
-    except LmsNotConfigured as e:
-        log.info("LMS grade sync is off: %s", e)
+    if not platforms_from_settings(settings):
+        log.info("LMS grade sync is off: no LMS platform is registered (settings: auth.lti.platforms)")
         return False
+    sender: Sender | None = None
 
     async def tick() -> None:
+        nonlocal sender
         try:
+            if sender is None:
+                sender = make_sender(settings)
             out = await sender.send_due()
             if out:
                 log.info("grade sync: %s", out)
+        except LmsNotConfigured as e:
+            log.debug("grade sync waits: %s", e)
         except Exception:  # noqa: BLE001 - keep the timer alive; the rows keep their state
             log.exception("grade sync round failed")
 
@@ -87,13 +101,7 @@ async def sync_course_roster(settings: Any, course_id: str, gradebook_url: str, 
 
     from .roster import GradebookSink, StoreIdentities, sync_roster
 
-    platforms = platforms_from_settings(settings)
-    if not platforms:
-        raise LmsNotConfigured("no LMS platform is registered (settings: auth.lti.platforms)")
-    try:
-        key = load_tool_key(settings.state_dir)
-    except FileNotFoundError as e:
-        raise LmsNotConfigured(str(e)) from None
+    platforms, key = lms_access(settings)
     store = LtiStore(lti_store_url(settings))
     try:
         contexts = StoreServices(store, platforms).for_course(course_id)

@@ -78,3 +78,36 @@ async def test_roster_and_grades_through_the_hubs_records(tmp_path):
         store.dispose()
         server.stop()
         await server.close_all_connections()
+
+
+async def test_background_sync_waits_for_the_hubs_tool_key(tmp_path, monkeypatch):
+    """Started before the hub made its key, the timer keeps running and builds its sender once the
+    key exists; with no LMS registered it starts nothing."""
+    from coursehub.grading.lms import runtime
+
+    monkeypatch.setattr(runtime, "_started", {})
+    state = tmp_path / "state"
+    platform = SimpleNamespace(name="campus", issuer="https://lms.example", token_url="https://lms.example/token",
+                               auth_login_url="https://lms.example/auth", jwks_url="https://lms.example/jwks")
+    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None),
+                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
+                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
+    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    built = []
+    real = runtime.make_sender
+    monkeypatch.setattr(runtime, "make_sender", lambda s: built.append(real(s)) or built[-1])
+    assert runtime.start_background_sync(settings, every=3600)
+    timer = runtime._started[settings.grading_db_url()]
+    try:
+        await timer.callback()  # no key yet: waits, does not stop the timer
+        assert built == [] and timer.is_running()
+        load_or_create_key_pair(tool_key_path(state))
+        await timer.callback()
+        await timer.callback()
+        assert len(built) == 1  # built once, then reused
+    finally:
+        timer.stop()
+
+    none = SimpleNamespace(**{**vars(settings), "auth": SimpleNamespace(lti=SimpleNamespace(platforms=[], local_lms=False)),
+                              "grading_db_url": lambda: "sqlite:///" + str(tmp_path / "other.sqlite")})
+    assert not runtime.start_background_sync(none)

@@ -24,9 +24,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the sample course lives with the tests (tests/support)
 
-from coursehub.grading.autograde import samples  # noqa: E402
+from support import samples  # noqa: E402
 
 
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess]:

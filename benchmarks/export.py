@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # support.synthetic_gradebook
 # Peak memory from /proc/self/status VmHWM: the high-water mark of this process's own memory map.
 # (ru_maxrss is not used: Linux carries the parent's high-water mark across fork/vfork + exec.)
 WRAP = """
@@ -59,7 +60,7 @@ def timed(module: str, args: list[str], cwd: Path, timeout: float) -> tuple[floa
 
 
 def build(folder: Path, students: int, assignments: int) -> tuple[str, float]:
-    from coursehub.grading.export.synthetic import build_gradebook
+    from support.synthetic_gradebook import build_gradebook
 
     db = folder / "gradebook.db"
     t0 = time.perf_counter()

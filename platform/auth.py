@@ -26,6 +26,7 @@ from .lti import handlers as lti_handlers
 from .lti import services as lti_services
 from .lti.identity import username_candidates
 from .lti.keys import KeyPair, load_or_create_key_pair, tool_key_path
+from .lti.local_registration import registration as local_registration
 from .lti.opening import exchange_fetcher, preload
 from .lti.registry import Registration, Registry
 from .lti.store import LtiStore
@@ -178,19 +179,13 @@ def launch_groups(handler: Any, username: str, course_id: str, role: str) -> lis
     return sorted(keep | {course_group(course_id, role)})
 
 
-def local_lms_registration(settings: Settings) -> Registration:
-    from .local_lms.lms import registration
-
-    return registration(settings)
-
-
 def configure(c: Any, settings: Settings, catalog: Catalog) -> None:
-    """Hub configuration for LTI (+ SSO, + the local LMS page); called by hubconfig.configure_auth."""
+    """Hub configuration for LTI (+ SSO, + the local LMS page); called by configure_sign_in."""
     lti = settings.auth.lti
     platforms = [p.model_dump() for p in lti.platforms] if lti.enabled else []
     local_lms = lti.local_lms and settings.local
     if local_lms and not any(p["name"] == "local-lms" for p in platforms):
-        platforms.append(local_lms_registration(settings).to_dict())
+        platforms.append(local_registration(settings).to_dict())
     c.JupyterHub.authenticator_class = CoursehubAuthenticator
     a = c.CoursehubAuthenticator
     a.platforms = platforms
@@ -218,3 +213,20 @@ def configure(c: Any, settings: Settings, catalog: Catalog) -> None:
     if settings.public_url().startswith("https:"):
         # The session cookies must survive the LMS's cross-site form post (and LMS iframes).
         c.JupyterHub.tornado_settings = {"cookie_options": {"samesite": "None", "secure": True}}
+
+
+def configure_sign_in(c: Any, settings: Settings, catalog: Catalog) -> None:
+    """Who may sign in and how: a development login, or LTI 1.3 with campus SSO (called by hubconfig
+    locally and by kube/hub_setup.py in the z2jh hub pod)."""
+    c.Authenticator.allow_all = True  # the launch (or SSO) is the gate; course roles do the rest
+    c.Authenticator.manage_groups = True
+    if settings.auth.dev_login:
+        from .devauth import DevLoginAuthenticator
+
+        c.JupyterHub.authenticator_class = DevLoginAuthenticator
+        c.DevLoginAuthenticator.hub_ip = settings.hub.ip
+        c.DevLoginAuthenticator.course_staff = {
+            course.id: course.staff.model_dump() for course in catalog
+        }
+        return
+    configure(c, settings, catalog)  # LTI 1.3, campus SSO and the local LMS page

@@ -7,6 +7,8 @@ service, LTI context mapping, the textbook build and capacity planning.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -240,6 +242,12 @@ class Catalog:
 
     def get(self, course_id: str) -> Course | None:
         return self.courses.get(course_id)
+
+    def digest(self) -> str:
+        """A digest of the course definitions: the hub on Kubernetes compares the catalog in its image
+        with the one the Helm values were rendered from."""
+        blob = json.dumps([c.model_dump(mode="json") for c in sorted(self, key=lambda c: c.id)], sort_keys=True)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def for_lti_context(self, deployment_id: str, context_id: str, platform: str | None = None) -> Course | None:
         for course in self.courses.values():

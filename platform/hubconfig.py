@@ -2,12 +2,12 @@
 
 `jupyterhub_config.py` only calls `apply(c, load_settings(), load_catalog(...))`. Each part of the
 hub (network, proxy, authentication, spawner, services) has one function here; the parts that
-belong to a subsystem call into that subsystem's package.
+belong to a subsystem call into that subsystem's package, and the grading service adds its part
+through a hub extension (`extensions.py`).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import sys
@@ -16,27 +16,19 @@ from typing import Any
 
 from coursehub.paths import SOURCE_ROOT
 
+from .auth import configure_sign_in
 from .courses import Catalog
+from .extensions import hub_extensions
 from .profiles import profile_for
 from .settings import Settings
-
-#: nbgrader JupyterLab plugins and server extensions that only course staff need.
-STAFF_ONLY_LAB_PLUGINS = (
-    "@jupyter/nbgrader:formgrader",
-    "@jupyter/nbgrader:course-list",
-    "@jupyter/nbgrader:create-assignment",
-)
-STAFF_ONLY_SERVER_EXTENSIONS = (
-    "nbgrader.server_extensions.formgrader",
-    "nbgrader.server_extensions.course_list",
-)
+from .userconfig import write_role_configs
 
 
 def apply(c: Any, settings: Settings, catalog: Catalog) -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     configure_hub(c, settings)
     configure_proxy(c, settings)
-    configure_auth(c, settings, catalog)
+    configure_sign_in(c, settings, catalog)
     configure_spawner(c, settings, catalog)
     configure_services(c, settings, catalog)
 
@@ -82,24 +74,6 @@ def _find_proxy() -> str | None:
     return shutil.which("configurable-http-proxy")
 
 
-def configure_auth(c: Any, settings: Settings, catalog: Catalog) -> None:
-    c.Authenticator.allow_all = True  # the launch (or SSO) is the gate; course roles do the rest
-    c.Authenticator.manage_groups = True
-    if settings.auth.dev_login:
-        from .devauth import DevLoginAuthenticator
-
-        c.JupyterHub.authenticator_class = DevLoginAuthenticator
-        c.DevLoginAuthenticator.hub_ip = settings.hub.ip
-        c.DevLoginAuthenticator.course_staff = {
-            course.id: course.staff.model_dump() for course in catalog
-        }
-        return
-    # LTI 1.3, campus SSO and the local LMS page: the identity subsystem (issue 3).
-    from .auth import configure as configure_lti_auth
-
-    configure_lti_auth(c, settings, catalog)
-
-
 def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
     profiles = {course.id: profile_for(course) for course in catalog}
     c.Spawner.default_url = "/lab"
@@ -121,37 +95,6 @@ def configure_spawner(c: Any, settings: Settings, catalog: Catalog) -> None:
         from .kube.hub_setup import configure_kube_spawner
 
         configure_kube_spawner(c, settings, catalog)
-
-
-def write_role_configs(root: Path, settings: Settings) -> None:
-    """Jupyter config folders for the two kinds of user server: 'student' and 'staff'.
-
-    They are put on each server's JUPYTER_CONFIG_PATH, ahead of the installed defaults: students
-    don't get the formgrader or course list; both get the coursehub exchange (nbgrader_config.py).
-    """
-    for role in ("student", "staff"):
-        folder = root / role
-        (folder / "labconfig").mkdir(parents=True, exist_ok=True)
-        staff = role == "staff"
-        page_config = {"disabledExtensions": {p: True for p in STAFF_ONLY_LAB_PLUGINS} if not staff else {}}
-        server_config = {
-            "ServerApp": {"jpserver_extensions": {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}}
-        }
-        _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
-        _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))
-        _write_if_changed(folder / "nbgrader_config.py", nbgrader_config(settings, staff=staff))
-
-
-def nbgrader_config(settings: Settings, *, staff: bool) -> str:
-    """nbgrader configuration for user servers: the coursehub exchange plugin (grading service)."""
-    from coursehub.grading.service.hub import nbgrader_config_text
-
-    return nbgrader_config_text(settings, staff=staff)
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        path.write_text(text)
 
 
 def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
@@ -180,10 +123,9 @@ def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
         service, user_grant = hub_service(settings, port=settings.textbook.port or free_loopback_port())
         services.append(service)
         grant_to_all_users(roles, user_grant["scopes"])
-    if settings.grading.enabled:
-        from coursehub.grading.service.hub import configure_grading
-
-        configure_grading(c, settings, catalog, services, roles)
+    for extension in hub_extensions():
+        if extension.enabled(settings):
+            extension.configure(c, settings, catalog, services, roles)
     c.JupyterHub.services = services
     c.JupyterHub.load_roles = roles
 

@@ -146,7 +146,7 @@ class GradingSettings(Section):
     max_attempts: int = Field(3, ge=1)
     sandbox: SandboxLimits = SandboxLimits()
     #: Grading-service plugins (modules with `setup(plugins)`); the course dashboard is one.
-    plugins: list[str] = ["coursehub.grading.dashboard", "coursehub.grading.autograde.plugin"]
+    plugins: list[str] = ["coursehub.grading.dashboard", "coursehub.grading.queue.plugin"]
 
 
 class TextbookSettings(Section):

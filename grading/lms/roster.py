@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,48 +135,10 @@ class GradebookSink:
     def ensure_students(self, students: list[dict]) -> None:
         from nbgrader.api import Gradebook
 
-        from coursehub.grading.export.synthetic import create_gradebook
+        from coursehub.grading.gradebook import create_gradebook
 
         create_gradebook(self.db_url)  # no-op on an existing gradebook
         with Gradebook(self.db_url) as gb:
             for st in students:
                 sid = st["id"]
                 gb.update_or_create_student(sid, **{k: v for k, v in st.items() if k != "id" and v is not None})
-
-
-class HubGroupsSink:
-    """Course groups through the hub's REST API: creates missing users, then adds them to
-    `course:<id>:<role>`. Needs the scopes admin:users and groups (or admin:groups) for the course's
-    groups. Does not work when the hub runs with Authenticator.manage_groups = True."""
-
-    def __init__(self, api_url: str, token: str, http=None):  # noqa: ANN001
-        from .httpclient import Http
-
-        self.api_url = api_url.rstrip("/")
-        self.token = token
-        self.http = http or Http()
-
-    async def _api(self, method: str, path: str, body: dict | None = None):  # noqa: ANN201
-        return await self.http.request(method, f"{self.api_url}/{path}", body=json.dumps(body) if body else None,
-                                       headers={"Authorization": f"token {self.token}",
-                                                "Content-Type": "application/json"})
-
-    async def add_members(self, course_id: str, role: str, usernames: Iterable[str]) -> None:
-        from coursehub.platform.courses import course_group
-
-        usernames = list(usernames)
-        if not usernames:
-            return
-        group = quote(course_group(course_id, role), safe="")  # type: ignore[arg-type]
-        resp = await self._api("POST", "users", {"usernames": usernames})
-        if resp.status not in (201, 409):
-            raise RuntimeError(f"hub refused to create users: HTTP {resp.status}")
-        resp = await self._api("POST", f"groups/{group}", None)
-        if resp.status not in (201, 409):
-            raise RuntimeError(f"hub refused to create group {course_group(course_id, role)}: HTTP {resp.status}")  # type: ignore[arg-type]
-        resp = await self._api("POST", f"groups/{group}/users", {"users": usernames})
-        if resp.status != 200:
-            raise RuntimeError(f"hub refused to add members to {course_group(course_id, role)}: HTTP {resp.status}")  # type: ignore[arg-type]
-
-    def ensure_students(self, students: list[dict]) -> None:
-        return None

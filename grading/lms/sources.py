@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,21 @@ def registration_from(d: dict | Any) -> PlatformRegistration:
 
 
 def platforms_from_settings(settings: Any) -> dict[str, PlatformRegistration]:
+    """Every registered platform (with the local LMS page's in local mode), as the hub sees them."""
     regs = {p.name: registration_from(p) for p in settings.auth.lti.platforms}
-    if getattr(settings, "local", False) and settings.auth.lti.local_lms and "local-lms" not in regs:
-        try:
-            from coursehub.platform.auth import local_lms_registration
+    if getattr(settings, "local", False) and settings.auth.lti.local_lms:
+        from coursehub.platform.lti.local_registration import PLATFORM as LOCAL_LMS
+        from coursehub.platform.lti.local_registration import registration
 
-            regs["local-lms"] = registration_from(local_lms_registration(settings).to_dict())
-        except Exception:  # noqa: BLE001 - no local LMS page in this build: nothing to add
-            pass
+        regs.setdefault(LOCAL_LMS, registration_from(registration(settings).to_dict()))
     return regs
 
 
 def lti_store_url(settings: Any) -> str:
-    """Where the hub keeps its LTI tables (same rule as coursehub.platform.auth.configure)."""
-    db = settings.hub.db_url
-    if db and not db.startswith("sqlite"):
-        return db
-    return f"sqlite:///{Path(settings.state_dir) / 'lti.sqlite'}"
+    """Where the hub keeps its LTI tables (one rule, owned by the LTI side)."""
+    from coursehub.platform.lti.services import store_url
+
+    return store_url(settings)
 
 
 def load_tool_key(state_dir: Path) -> ToolKey:
@@ -93,20 +90,3 @@ class StoreServices:
             if cur is None or score > (bool(cur.get("nrps")), rank.get(cur["role"], 0), cur["updated_at"]):
                 best[key] = row
         return [s for s in (_services(r, self.platforms) for r in best.values()) if s is not None]
-
-
-class StaticServices:
-    """A fixed mapping (tests, scripts): {(course, student): LaunchServices}."""
-
-    def __init__(self, records: Iterable[LaunchServices]):
-        self.records = {(r.course_id, r.username): r for r in records}
-
-    def for_student(self, course_id: str, student: str) -> LaunchServices | None:
-        return self.records.get((course_id, student))
-
-    def for_course(self, course_id: str) -> list[LaunchServices]:
-        seen: dict[str, LaunchServices] = {}
-        for r in self.records.values():
-            if r.course_id == course_id and r.nrps_url:
-                seen.setdefault(r.context_id or r.nrps_url, r)
-        return list(seen.values())

@@ -4,7 +4,7 @@ Every instructor and TA of a course works on ONE nbgrader course directory: `sou
 `submitted/`, `autograded/`, `feedback/` and the gradebook. On the local platform it is
 `<state_dir>/course-dirs/<course>/`, and the staff servers' nbgrader configuration points
 `CourseDirectory.root` there when the server is started for a course its user teaches (see
-`nbgrader_config` in platform/hubconfig.py). On Kubernetes the same folder is a volume per course
+`nbgrader_config` in platform/userconfig.py). On Kubernetes the same folder is a volume per course
 mounted only into the course staff's pods, and the gradebook is a PostgreSQL database per course
 (docs/operators/grading-service.md). The service seeds `source/` from the course folder once.
 """

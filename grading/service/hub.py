@@ -1,6 +1,7 @@
 """How the hub runs and grants the grading service, and the nbgrader config user servers get.
 
-`configure_grading` is called from platform/hubconfig.py's `configure_services`; `nbgrader_config_text`
+`configure_grading` is called by platform/hubconfig.py's `configure_services` through the hub
+extension at the end of this file (entry point `coursehub.hub_extensions`); `nbgrader_config_text`
 is what hubconfig writes as `nbgrader_config.py` into the student and staff Jupyter config folders.
 
 Permissions: the service holds a role with `list:users`, `read:users:name`, `read:users:groups` and
@@ -139,3 +140,22 @@ def nbgrader_config_text(settings: Settings, *, staff: bool) -> str:
             "    c.CourseDirectory.root = _mount",
         ]
     return "\n".join(lines) + "\n"
+
+
+class GradingHubExtension:
+    """The grading service as a hub extension (entry point `coursehub.hub_extensions: grading`)."""
+
+    name = SERVICE_NAME
+
+    @staticmethod
+    def enabled(settings: Settings) -> bool:
+        return settings.grading.enabled
+
+    configure = staticmethod(configure_grading)
+
+    @staticmethod
+    def nbgrader_config(settings: Settings, *, staff: bool) -> str:
+        return nbgrader_config_text(settings, staff=staff)
+
+
+HUB_EXTENSION = GradingHubExtension()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import json
 import re
 import sys
 import tempfile
@@ -56,9 +54,9 @@ HUB_EXTRA_CONFIG = """\
 # reads), check them against these values, and apply the identity part of the hub config.
 from z2jh import get_config as z2jh_get_config
 
-from coursehub.platform.kube.hub_setup import configure
+import coursehub.platform.kube.hub_setup as coursehub_hub_setup
 
-configure(c, z2jh_get_config("custom.coursehub"))
+coursehub_hub_setup.configure(c, z2jh_get_config("custom.coursehub"))
 """
 
 
@@ -79,12 +77,6 @@ def split_image(ref: str) -> dict[str, str]:
 
 def mebibytes(n: int) -> str:
     return f"{-(-n // 2**20)}Mi"
-
-
-def catalog_digest(courses: list[Course]) -> str:
-    """A digest of the course definitions: the hub compares it with the catalog in its image."""
-    blob = json.dumps([c.model_dump(mode="json") for c in sorted(courses, key=lambda c: c.id)], sort_keys=True)
-    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _refuse_inline_password(url: str | None, what: str, secret_key: str, settings: Settings) -> None:
@@ -115,8 +107,8 @@ def in_cluster_settings(settings: Settings) -> dict[str, Any]:
 
 def role_config_files(settings: Settings) -> dict[str, dict[str, str]]:
     """`singleuser.extraFiles` with the staff and student Jupyter configuration folders, written
-    by the same function the local hub uses (platform/hubconfig.py `write_role_configs`)."""
-    from coursehub.platform.hubconfig import write_role_configs
+    by the same function the local hub uses (platform/userconfig.py `write_role_configs`)."""
+    from coursehub.platform.userconfig import write_role_configs
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -242,7 +234,7 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "fullnameOverride": "",
         "custom": {"coursehub": {
             "settings": in_cluster_settings(settings),
-            "catalogDigest": catalog_digest(courses),
+            "catalogDigest": Catalog(courses).digest(),
             "courses": sorted(c.id for c in courses),
             "settingsFile": SETTINGS_FILE,
         }},

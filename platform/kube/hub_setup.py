@@ -3,7 +3,7 @@
 
 z2jh's own `jupyterhub_config.py` already configures the hub's network, database, proxy and
 services from the chart values, so this applies only what is ours: the course spawner, and the
-identity part of `platform/hubconfig.py` (authenticator, groups). It reads the same settings file
+identity part of the hub config (`platform/auth.py` `configure_sign_in`) (authenticator, groups). It reads the same settings file
 as the grading service and the scaler ($COURSEHUB_SETTINGS, mounted from the chart's ConfigMap)
 and the course catalog baked into the hub image, and warns when that catalog is not the one the
 values were rendered from.
@@ -33,12 +33,10 @@ def configure_kube_spawner(c: Any, settings: Settings, catalog: Catalog) -> None
 
 
 def configure(c: Any, custom: dict[str, Any] | None) -> tuple[Settings, Catalog]:
-    from .helm_values import catalog_digest
-
     custom = custom or {}
     settings = load_settings()
     catalog = load_catalog(settings.courses_dir)
-    expected, actual = custom.get("catalogDigest"), catalog_digest(list(catalog))
+    expected, actual = custom.get("catalogDigest"), catalog.digest()
     if expected and expected != actual:
         log.warning(
             "the courses in the hub image (%s: %s) are not the ones the Helm values were rendered from "
@@ -47,9 +45,9 @@ def configure(c: Any, custom: dict[str, Any] | None) -> tuple[Settings, Catalog]
         )
     configure_kube_spawner(c, settings, catalog)
     try:
-        from coursehub.platform.hubconfig import configure_auth
+        from coursehub.platform.auth import configure_sign_in
 
-        configure_auth(c, settings, catalog)
+        configure_sign_in(c, settings, catalog)
     except NotImplementedError as e:
         log.warning("sign-in is not configured by coursehub yet (%s); using hub.config from the values", e)
     return settings, catalog

@@ -14,9 +14,10 @@ from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
+from ..lti.local_registration import CLIENT_ID, PLATFORM, linked_courses
 from ..lti.targets import Target, open_path, textbook_pages
 from ..settings import is_loopback
-from .lms import CLIENT_ID, PLATFORM, ROLE_URIS, LocalLms, linked_courses
+from .lms import ROLE_URIS, LocalLms
 
 
 class LocalLmsBase(BaseHandler):

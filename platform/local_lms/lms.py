@@ -1,4 +1,5 @@
-"""The local LMS's side of a launch: its registration, its key, and the id_tokens it signs."""
+"""The local LMS's side of a launch: its key and the id_tokens it signs (its registration is
+`lti/local_registration.py`)."""
 
 from __future__ import annotations
 
@@ -11,49 +12,17 @@ from urllib.parse import urlencode
 
 import jwt
 
-from ..courses import Catalog, Course, LtiContext
+from ..courses import Course, LtiContext
 from ..lti import claims as C
 from ..lti.keys import KeyPair, load_or_create_key_pair, local_lms_key_path
-from ..lti.registry import Registration
-from ..settings import Settings
+from ..lti.local_registration import CLIENT_ID
 
-PLATFORM = "local-lms"
-CLIENT_ID = "coursehub-local"
-DEFAULT_DEPLOYMENT = "local-deployment"
 ROLE_URIS = {
     "student": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
     "ta": ["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"],
     "instructor": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"],
 }
 _SLUG = re.compile(r"[^a-z0-9]+")
-
-
-def registration(settings: Settings) -> Registration:
-    """`local-lms` as a registered platform of this hub (only ever in local mode)."""
-    public = settings.public_url()
-    internal = f"http://127.0.0.1:{settings.hub.port}"
-    deployments = {DEFAULT_DEPLOYMENT}
-    try:
-        from ..courses import load_catalog
-
-        for course in load_catalog(settings.courses_dir):
-            deployments.update(ctx.deployment_id for ctx in local_contexts(course))
-    except Exception:  # noqa: BLE001 - course problems are reported by hubconfig, not here
-        pass
-    return Registration(
-        name=PLATFORM, issuer=f"{public}/hub/lms", client_ids=(CLIENT_ID,),
-        deployment_ids=tuple(sorted(deployments)), auth_login_url=f"{public}/hub/lms/auth",
-        jwks_url=f"{internal}/hub/lms/jwks", token_url=f"{public}/hub/lms/token", algorithms=("RS256",),
-        local=True,
-    )
-
-
-def local_contexts(course: Course) -> list[LtiContext]:
-    return [ctx for ctx in course.lti if ctx.platform in (None, PLATFORM)]
-
-
-def linked_courses(catalog: Catalog) -> list[tuple[Course, LtiContext]]:
-    return [(c, local_contexts(c)[0]) for c in catalog if local_contexts(c)]
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def registrations(settings: Any) -> dict[str, Registration]:
     """Registered platforms by name, including the local LMS page's in local mode."""
     regs = {p.name: Registration.from_dict(p.model_dump()) for p in settings.auth.lti.platforms}
     if settings.local and settings.auth.lti.local_lms and "local-lms" not in regs:
-        from ..local_lms.lms import registration
+        from .local_registration import registration
 
         regs["local-lms"] = registration(settings)
     return regs

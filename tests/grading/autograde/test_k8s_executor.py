@@ -8,8 +8,9 @@ import json
 import kubernetes_validate
 import nbformat
 import pytest
+from support import samples
 
-from coursehub.grading.autograde import k8s_executor, samples
+from coursehub.grading.autograde import k8s_executor
 from coursehub.grading.autograde.course import Course
 from coursehub.grading.sandbox.limits import Limits
 from coursehub.platform.settings import load_settings

@@ -5,8 +5,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 from nbgrader.api import MissingEntry
+from support import samples
 
-from coursehub.grading.autograde import samples, steps
+from coursehub.grading.autograde import steps
 from coursehub.grading.autograde.course import Course
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from support.synthetic_gradebook import StudentRow, build_gradebook
+
 from coursehub.grading.dashboard.data import build_overview
 from coursehub.grading.dashboard.page import render_page
 from coursehub.grading.export import load_grades
-from coursehub.grading.export.synthetic import StudentRow, build_gradebook
 from coursehub.platform.courses import Assignment, Course, LatePolicy
 
 UTC = dt.UTC

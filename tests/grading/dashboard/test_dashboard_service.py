@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from support.exchange import write_course
 from support.fakehub import FakeHub
 from support.grading import running_service
+from support.synthetic_gradebook import StudentRow, build_gradebook
 
-from coursehub.grading.export.synthetic import StudentRow, build_gradebook
 from coursehub.grading.lms.models import ScoreRow
 from coursehub.grading.queue.models import GradingJob
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from coursehub.grading.export.synthetic import StudentRow, build_gradebook
+from support.synthetic_gradebook import StudentRow, build_gradebook
 
 HOSTILE = [
     StudentRow("=cmd|' /C calc'!A0", "=HYPERLINK(\"http://x\")", "+1", "@SUM(1+1)@example.org", "-2+3"),

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.synthetic_gradebook import StudentRow, build_gradebook
 
 from coursehub.cli import main
 from coursehub.grading.export import load_grades, wide_table, writers
 from coursehub.grading.export import snapshot as snapshot_mod
-from coursehub.grading.export.synthetic import StudentRow, build_gradebook
 from coursehub.platform.courses import Assignment, Course, Extension, LatePolicy
 
 UTC = dt.UTC

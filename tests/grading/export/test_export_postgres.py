@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from support.pg import available, pg_cluster
+from support.synthetic_gradebook import build_gradebook
 
 from coursehub.grading.export import load_grades, wide_table
 from coursehub.grading.export import snapshot as snapshot_mod
-from coursehub.grading.export.synthetic import build_gradebook
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs PostgreSQL binaries (scripts/setup --test)")
 

@@ -7,6 +7,7 @@ import pytest
 from fakelms.ags import AgsState, ags_handlers
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
+from support.lms_doubles import StaticServices
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
@@ -15,7 +16,6 @@ from coursehub.grading.lms.httpclient import Http
 from coursehub.grading.lms.models import Base
 from coursehub.grading.lms.records import LaunchServices, PlatformRegistration
 from coursehub.grading.lms.services import ServiceClient
-from coursehub.grading.lms.sources import StaticServices
 from coursehub.grading.lms.tokens import TokenClient, ToolKey
 from coursehub.platform.lti.keys import generate_key_pair
 

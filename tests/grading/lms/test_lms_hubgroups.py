@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.lms_doubles import HubGroupsSink
 
 from coursehub.grading.lms.httpclient import Response
-from coursehub.grading.lms.roster import HubGroupsSink
 
 
 class FakeHubApi:

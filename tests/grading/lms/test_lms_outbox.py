@@ -9,10 +9,10 @@ import jwt
 import pytest
 from fakelms.ags import Fault
 from sqlalchemy import select
+from support.lms_doubles import StaticServices
 
 from coursehub.grading.lms.models import LineItemRow, ScoreRow
 from coursehub.grading.lms.outbox import Grade, InvalidScore, Sender, enqueue, retry_failed, status_counts
-from coursehub.grading.lms.sources import StaticServices
 
 from .conftest import CLIENT_ID, launch
 

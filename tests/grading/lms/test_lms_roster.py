@@ -8,7 +8,7 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy import select
 
-from coursehub.grading.export.synthetic import create_gradebook
+from coursehub.grading.gradebook import create_gradebook
 from coursehub.grading.lms.guard import ForeignServiceURL
 from coursehub.grading.lms.models import RosterRow
 from coursehub.grading.lms.roster import GradebookSink, sync_roster

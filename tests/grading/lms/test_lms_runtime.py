@@ -8,12 +8,13 @@ from types import SimpleNamespace
 
 from fakelms.ags import AgsState, ags_handlers
 from nbgrader.api import Gradebook
+from support.synthetic_gradebook import build_gradebook
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from coursehub.grading.export import load_grades
-from coursehub.grading.export.synthetic import build_gradebook, create_gradebook
+from coursehub.grading.gradebook import create_gradebook
 from coursehub.grading.lms.gradesync import enqueue_changes
 from coursehub.grading.lms.models import Base
 from coursehub.grading.lms.runtime import make_sender, outbox_sessions, sync_course_roster

@@ -10,12 +10,12 @@ import time
 
 from fakelms import running_fake_lms
 from sqlalchemy import select
+from support.lms_doubles import StaticServices
 
 from coursehub.grading.lms.models import ScoreRow
 from coursehub.grading.lms.outbox import Grade, Sender, enqueue
 from coursehub.grading.lms.records import LaunchServices, PlatformRegistration
 from coursehub.grading.lms.services import ServiceClient
-from coursehub.grading.lms.sources import StaticServices
 from coursehub.grading.lms.tokens import TokenClient, ToolKey
 
 

@@ -12,17 +12,11 @@ DEMO_PS1 = REPO / "courses" / "demo-101" / "source" / "ps1"
 
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "integration/autograde" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
 @pytest.fixture(scope="session")
 def demo_course(tmp_path_factory):
     if not shutil.which("bwrap"):
         pytest.skip("bubblewrap is not installed (scripts/setup --test installs it)")
-    from coursehub.grading.autograde import samples
+    from support import samples
 
     return samples.make_course(tmp_path_factory.mktemp("demo") / "course", DEMO_PS1)
 

@@ -12,8 +12,8 @@ import sys
 import time
 
 import psutil
+from support import samples
 
-from coursehub.grading.autograde import samples
 from coursehub.grading.autograde.executors import LocalExecutor
 from coursehub.grading.queue import JobQueue
 from coursehub.grading.queue.models import DEAD, DONE, LEASED

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from support import samples
 
-from coursehub.grading.autograde import samples
 from coursehub.grading.autograde.course import Course
 from coursehub.grading.autograde.grader import Grader
 from coursehub.grading.sandbox.limits import Limits

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import nbformat
-
-from coursehub.grading.autograde import samples
+from support import samples
 
 #: the issue's set; "partly" also prints to stderr (0 for that test in nbgrader) and is submitted late
 VARIANTS = ["correct", "partly", "wrong", "erroring", "empty", "edited_tests", "deleted_grade_cells"]

@@ -15,11 +15,11 @@ import requests
 import yaml
 from support.browser import browser_page, chromium_available
 from support.hub import running_hub
+from support.synthetic_gradebook import StudentRow, build_gradebook
 
-from coursehub.grading.export.synthetic import StudentRow, build_gradebook
 from coursehub.paths import SOURCE_ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser,
+pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")]
 
 COURSE = "demo-101"

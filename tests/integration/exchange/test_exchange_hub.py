@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
-import pytest
 import requests
 import yaml
 from nbgrader.api import Gradebook
@@ -23,8 +22,6 @@ from support.net import wait_until
 
 from coursehub.grading.exchange.launch import fetch_for_launch
 from coursehub.paths import SOURCE_ROOT
-
-pytestmark = pytest.mark.integration
 
 
 def courses_with_staff(tmp_path: Path) -> Path:

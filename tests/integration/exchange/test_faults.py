@@ -24,7 +24,6 @@ from support.pg import pg_cluster
 from coursehub.grading.archive import pack
 from coursehub.grading.models import Submission
 
-pytestmark = pytest.mark.integration
 ASSIGNMENT = "ps1"
 
 

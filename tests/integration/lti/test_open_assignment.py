@@ -13,8 +13,6 @@ from fakelms.server import ROLE
 from .conftest import username_for
 from .test_launches import new_sub
 
-pytestmark = pytest.mark.integration
-
 
 def test_released_assignment_opens_through_the_exchange(lti_env):
     hub, lms = lti_env

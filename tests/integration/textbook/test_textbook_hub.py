@@ -16,7 +16,7 @@ from support.hub import running_hub
 from coursehub.platform.courses import load_course
 from coursehub.platform.textbook.repo import sync_content_repo
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = pytest.mark.browser
 
 NEW_CELL = "## A section the instructor added later"
 MY_EDIT = 'greeting = "Alice was here"\nprint(greeting)'

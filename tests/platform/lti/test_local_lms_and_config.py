@@ -10,12 +10,12 @@ from tornado import web
 from traitlets.config import Config
 
 from coursehub.paths import SOURCE_ROOT
-from coursehub.platform.auth import CoursehubAuthenticator, configure
+from coursehub.platform.auth import CoursehubAuthenticator, configure, configure_sign_in
 from coursehub.platform.courses import load_catalog
-from coursehub.platform.hubconfig import configure_auth
 from coursehub.platform.local_lms.handlers import LocalLmsBase
-from coursehub.platform.local_lms.lms import CLIENT_ID, LocalLms, linked_courses
+from coursehub.platform.local_lms.lms import LocalLms
 from coursehub.platform.lti import claims as C
+from coursehub.platform.lti.local_registration import CLIENT_ID, linked_courses
 from coursehub.platform.settings import load_settings
 
 CATALOG = load_catalog(SOURCE_ROOT / "courses")
@@ -66,7 +66,7 @@ def settings(tmp_path, **extra):
 
 def test_configure_local_mode_registers_the_local_lms(tmp_path):
     c = Config()
-    configure_auth(c, settings(tmp_path), CATALOG)
+    configure_sign_in(c, settings(tmp_path), CATALOG)
     assert c.JupyterHub.authenticator_class is CoursehubAuthenticator
     (reg,) = c.CoursehubAuthenticator.platforms
     assert reg["name"] == "local-lms" and reg["local"] is True

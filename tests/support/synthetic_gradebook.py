@@ -1,4 +1,4 @@
-"""A synthetic nbgrader gradebook built with bulk inserts (benchmarks, tests, demos).
+"""A synthetic nbgrader gradebook built with bulk inserts (benchmarks and tests only).
 
 Going through nbgrader's Gradebook API costs several ORM round trips per row; a 3,000 x 40
 gradebook would take many minutes. This writes the same tables in a few executemany calls.
@@ -7,13 +7,14 @@ gradebook would take many minutes. This writes the same tables in a few executem
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import create_engine, insert, select
+
+from coursehub.grading.gradebook import create_gradebook
 
 
 @dataclass(frozen=True)
@@ -23,34 +24,6 @@ class StudentRow:
     last_name: str | None = None
     email: str | None = None
     lms_user_id: str | None = None
-
-
-def nbgrader_schema_head() -> str:
-    """nbgrader's alembic head, read in-process (nbgrader itself runs the `alembic` command)."""
-    import nbgrader
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
-
-
-def create_gradebook(db_url: str, course_id: str = "") -> None:
-    """An empty nbgrader gradebook exactly as `Gradebook(db_url)` makes one (tables, alembic stamp,
-    course row), without the `alembic` subprocess nbgrader starts for it."""
-    from nbgrader.api import Base as NbBase
-    from nbgrader.api import Gradebook
-    from sqlalchemy import inspect, text
-
-    engine = create_engine(db_url)
-    try:
-        if not inspect(engine).get_table_names():
-            NbBase.metadata.create_all(engine)
-            with engine.begin() as conn:
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
-                             {"v": nbgrader_schema_head()})
-    finally:
-        engine.dispose()
-    Gradebook(db_url, course_id=course_id).close()  # the course row, as nbgrader adds it
 
 
 def _uid() -> str:

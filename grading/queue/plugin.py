@@ -15,8 +15,8 @@ from typing import Any
 
 from coursehub.platform.settings import load_settings
 
-from ..queue import JobQueue
 from ..service.coursedirs import course_dir
+from .api import JobQueue
 
 log = logging.getLogger("coursehub.grading.autograde")
 

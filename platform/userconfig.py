@@ -1,0 +1,58 @@
+"""Jupyter config folders for the two kinds of user server, 'student' and 'staff': which nbgrader
+parts each gets, and the nbgrader config (the coursehub exchange) from the hub extensions. Written by
+the local hub at start and by `coursehub helm-values` for Kubernetes (a ConfigMap per role).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .extensions import hub_extensions
+from .settings import Settings
+
+#: nbgrader JupyterLab plugins and server extensions that only course staff need.
+STAFF_ONLY_LAB_PLUGINS = (
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:create-assignment",
+)
+STAFF_ONLY_SERVER_EXTENSIONS = (
+    "nbgrader.server_extensions.formgrader",
+    "nbgrader.server_extensions.course_list",
+)
+
+
+
+def write_role_configs(root: Path, settings: Settings) -> None:
+    """Jupyter config folders for the two kinds of user server: 'student' and 'staff'.
+
+    They are put on each server's JUPYTER_CONFIG_PATH, ahead of the installed defaults: students
+    don't get the formgrader or course list; both get the coursehub exchange (nbgrader_config.py).
+    """
+    for role in ("student", "staff"):
+        folder = root / role
+        (folder / "labconfig").mkdir(parents=True, exist_ok=True)
+        staff = role == "staff"
+        page_config = {"disabledExtensions": {p: True for p in STAFF_ONLY_LAB_PLUGINS} if not staff else {}}
+        server_config = {
+            "ServerApp": {"jpserver_extensions": {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}}
+        }
+        _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
+        _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))
+        _write_if_changed(folder / "nbgrader_config.py", nbgrader_config(settings, staff=staff))
+
+
+def nbgrader_config(settings: Settings, *, staff: bool) -> str:
+    """nbgrader configuration for user servers, from the hub extension that provides one (the grading
+    service's: the coursehub exchange plugin)."""
+    for extension in hub_extensions():
+        text = extension.nbgrader_config(settings, staff=staff)
+        if text:
+            return text
+    return "# Written by coursehub; changes are overwritten at hub start.\n"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     build.add_argument("--force", action="store_true", help="build even if the book is up to date")
     build.add_argument("--settings", type=Path, help="platform settings file")
     url = sub.add_parser("url", help="print the launch link of a textbook page (for LMS resource links)")
-    url.add_argument("course", metavar="COURSE")
+    url.add_argument("course", metavar="COURSE", help="course id, e.g. demo-101")
     url.add_argument("page", metavar="PAGE", help="page file, e.g. 02-lists.ipynb")
     url.add_argument("--settings", type=Path, help="platform settings file")
 

@@ -1,12 +1,20 @@
-"""Alembic environment for the grading database (all branches share `coursehub.grading.models.Base`)."""
+"""Alembic environment for the grading database.
+
+Three branches, each with its own declarative base: the exchange (`coursehub.grading.models`,
+`versions/`), the autograde queue (`coursehub.grading.queue.models`, `jobs/`) and the LMS outbox
+(`coursehub.grading.lms.models`, `lms/`). Autogenerate compares against all three, so it never
+proposes dropping another branch's tables.
+"""
 
 from alembic import context
 
 from coursehub.grading.db import make_engine
-from coursehub.grading.models import Base
+from coursehub.grading.lms.models import Base as LmsBase
+from coursehub.grading.models import Base as ExchangeBase
+from coursehub.grading.queue.models import JobsBase
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = [ExchangeBase.metadata, JobsBase.metadata, LmsBase.metadata]
 
 
 def run_migrations_online() -> None:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("coursehub.grading.export.cli", "export a course's grades (CSV, Canvas import, xlsx)"),
     "grading-db": ("coursehub.grading.dbcli", "show or upgrade the grading database schema"),
     "textbook": ("coursehub.platform.textbook.cli", "build a course's textbook; print launch links of its pages"),
+    "env": ("coursehub.platform.environments_cli", "lock, build and image a course's environment (environment/ folder)"),
 }
 
 
@@ -42,6 +43,7 @@ def _courses_args(p: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     from coursehub.platform.courses import load_catalog, load_course
+    from coursehub.platform.environments import check_course
     from coursehub.platform.errors import ConfigError
     from coursehub.platform.settings import load_settings
 
@@ -56,19 +58,28 @@ def validate(args: argparse.Namespace) -> int:
         settings = None
     if not targets and settings is not None:
         targets = [settings.courses_dir]
+    warnings: list[str] = []
     for path in targets:
         try:
             if path.is_dir() and (path / "course.yaml").is_file():
-                load_course(path)
+                folders = [load_course(path).folder]
             elif path.is_dir():
-                load_catalog(path)
+                folders = [c.folder for c in load_catalog(path)]
             elif path.name == "course.yaml":
-                load_course(path.parent)
+                folders = [load_course(path.parent).folder]
             else:
                 load_settings(path)
+                folders = []
             checked.append(str(path))
         except ConfigError as e:
             problems.extend(e.problems)
+            folders = []
+        for folder in folders:  # the environment folder, its lock and data: (problems, warnings)
+            env_problems, env_warnings = check_course(folder)
+            problems.extend(env_problems)
+            warnings.extend(env_warnings)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:

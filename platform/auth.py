@@ -8,6 +8,7 @@ in local mode, the built-in LMS page. `configure(c, settings, catalog)` is what 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from functools import cached_property
@@ -27,14 +28,18 @@ from .lti import services as lti_services
 from .lti.identity import username_candidates
 from .lti.keys import KeyPair, load_or_create_key_pair, tool_key_path
 from .lti.local_registration import registration as local_registration
+from .lti.open_page import OpenHandler
 from .lti.opening import exchange_fetcher, preload
 from .lti.registry import Registration, Registry
 from .lti.store import LtiStore
 from .lti.validation import LaunchValidator, ValidLaunch
+from .lti.web import SecurityHeaders
 from .settings import Settings
 
+log = logging.getLogger("JupyterHub")
 
-class LoginPageHandler(BaseHandler):
+
+class LoginPageHandler(SecurityHeaders, BaseHandler):
     """`/hub/login`: there is no password here; say where sign-in happens instead."""
 
     async def get(self) -> None:
@@ -47,7 +52,7 @@ class LoginPageHandler(BaseHandler):
             sso_url=url_path_join(self.hub.base_url, "sso/login") if auth.sso_authenticator else None,
             sso_name=auth.sso_authenticator.login_service if auth.sso_authenticator else "",
             local_lms_url=url_path_join(self.hub.base_url, "lms") if auth.local_lms else None,
-            next=self.get_argument("next", ""),
+            next=self.get_argument("next", "")[:2048],
         )
         self.finish(html)
 
@@ -89,7 +94,8 @@ class CoursehubAuthenticator(LTI13Authenticator):
     @cached_property
     def validator(self) -> LaunchValidator:
         return LaunchValidator(self.registry, leeway=self.leeway_seconds, max_age=self.max_age_seconds,
-                               consume_nonce=self.store.consume_nonce)
+                               consume_nonce=self.store.consume_nonce,
+                               extra_strings=(self.link_claim,) if self.link_claim else ())
 
     @cached_property
     def tool_key(self) -> KeyPair:
@@ -128,7 +134,7 @@ class CoursehubAuthenticator(LTI13Authenticator):
             (self.callback_url(""), self.callback_handler),
             (self.config_json_url(""), self.config_handler),
             (self.jwks_url(""), lti_handlers.ToolJwksHandler),
-            ("/coursehub/open", lti_handlers.OpenHandler),
+            ("/coursehub/open", OpenHandler),
         ]
         if self.local_lms:
             from .local_lms.handlers import local_lms_handlers
@@ -138,7 +144,7 @@ class CoursehubAuthenticator(LTI13Authenticator):
             from .sso import sso_handlers
 
             handlers += sso_handlers(self.sso_authenticator)
-        return handlers
+        return [(path, with_security_headers(cls), *rest) for path, cls, *rest in handlers]
 
     async def authenticate(self, handler: Any, data: dict | None = None) -> dict | None:
         """`data` comes from the launch handler, already validated: {launch, course, role}."""
@@ -172,6 +178,13 @@ class CoursehubAuthenticator(LTI13Authenticator):
         return True  # a launch is the refresh: nothing to fetch from an LMS in between
 
 
+def with_security_headers(cls: type) -> type:
+    """`cls`, or a subclass of it that adds the security headers (e.g. oauthenticator's SSO handlers)."""
+    if issubclass(cls, SecurityHeaders):
+        return cls
+    return type(cls.__name__, (SecurityHeaders, cls), {"__doc__": cls.__doc__, "__module__": cls.__module__})
+
+
 def launch_groups(handler: Any, username: str, course_id: str, role: str) -> list[str]:
     """The user's groups after a launch: other courses untouched; in this course, the role the LMS
     sends now (so a TA who becomes a student in the LMS is a student here too)."""
@@ -186,6 +199,9 @@ def configure(c: Any, settings: Settings, catalog: Catalog) -> None:
     local_lms = lti.local_lms and settings.local
     if local_lms and not any(p["name"] == "local-lms" for p in platforms):
         platforms.append(local_registration(settings).to_dict())
+    for problem in lti_services.config_problems(settings, catalog):
+        # `coursehub validate` reports these as errors; the hub starts, and refuses such launches.
+        log.warning("course setting to fix: %s (launches it could match are refused as ambiguous)", problem)
     c.JupyterHub.authenticator_class = CoursehubAuthenticator
     a = c.CoursehubAuthenticator
     a.platforms = platforms

@@ -57,7 +57,8 @@ class LtiContext(Strict):
 
     deployment_id: str = Field(min_length=1)
     context_id: str = Field(min_length=1)
-    #: Which registered platform (its `name` in the platform settings); optional if only one.
+    #: Which registered platform (its `name` in the platform settings). Required when more than one
+    #: platform is registered: an entry without it would match launches from every LMS.
     platform: str | None = None
 
 
@@ -249,14 +250,56 @@ class Catalog:
         blob = json.dumps([c.model_dump(mode="json") for c in sorted(self, key=lambda c: c.id)], sort_keys=True)
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
-    def for_lti_context(self, deployment_id: str, context_id: str, platform: str | None = None) -> Course | None:
+    def for_lti_context(self, deployment_id: str, context_id: str, platform: str | None = None,
+                        registered: int | None = None) -> Course | None:
+        """The course answering for an LMS context launched through `platform`.
+
+        An entry naming the platform wins. An entry without `platform:` only matches when a single
+        platform is registered (`registered` is how many are; None: not known). Raises
+        AmbiguousLtiContext when the launch could belong to several courses, or to an entry that
+        does not say which of several platforms it means.
+        """
+        explicit, unnamed = set(), set()
         for course in self.courses.values():
             for ctx in course.lti:
-                if (ctx.deployment_id, ctx.context_id) == (deployment_id, context_id) and (
-                    ctx.platform is None or platform is None or ctx.platform == platform
-                ):
-                    return course
-        return None
+                if (ctx.deployment_id, ctx.context_id) != (deployment_id, context_id):
+                    continue
+                if platform is not None and ctx.platform == platform:
+                    explicit.add(course.id)
+                elif ctx.platform is None or platform is None:
+                    unnamed.add(course.id)
+        if len(explicit) == 1:
+            return self.courses[next(iter(explicit))]
+        if explicit:
+            raise AmbiguousLtiContext(sorted(explicit))
+        if not unnamed:
+            return None
+        if len(unnamed) > 1 or (platform is not None and registered is not None and registered > 1):
+            raise AmbiguousLtiContext(sorted(unnamed))
+        return self.courses[next(iter(unnamed))]
+
+
+class AmbiguousLtiContext(LookupError):
+    """A launch that several course entries (or a platform-less entry among several LMSes) could claim."""
+
+    def __init__(self, course_ids: list[str]):
+        super().__init__(", ".join(course_ids))
+        self.course_ids = course_ids
+
+
+def lti_platform_problems(catalog: Catalog, platforms: list[str]) -> list[Problem]:
+    """`lti:` entries without `platform:` while several platforms are registered (`coursehub validate`
+    and the hub's start report these)."""
+    problems = []
+    names = set(platforms)
+    for course in catalog:
+        file = course.folder / "course.yaml" if course.folder else None
+        for i, ctx in enumerate(course.lti):
+            if ctx.platform is None and len(names) > 1:
+                problems.append(Problem(file, f"lti[{i}].platform", "required: several LMS platforms are "
+                                        f"registered ({', '.join(sorted(names))}); say which one this LMS "
+                                        "course is on"))
+    return problems
 
 
 def load_catalog(courses_dir: Path) -> Catalog:
@@ -280,8 +323,17 @@ def _cross_course_problems(courses: list[Course]) -> list[Problem]:
     problems = []
     seen_ids: dict[str, Path | None] = {}
     seen_ctx: dict[tuple[str | None, str, str], str] = {}
+    by_pair: dict[tuple[str, str], set[str]] = {}
+    for c in courses:
+        for ctx in c.lti:
+            by_pair.setdefault((ctx.deployment_id, ctx.context_id), set()).add(c.id)
     for c in courses:
         file = c.folder / "course.yaml" if c.folder else None
+        for i, ctx in enumerate(c.lti):
+            others = by_pair[(ctx.deployment_id, ctx.context_id)] - {c.id}
+            if ctx.platform is None and others:
+                problems.append(Problem(file, f"lti[{i}]", "this LMS context is also listed by course "
+                                        f"{sorted(others)[0]!r}; add `platform:` to say which LMS each means"))
         if c.id in seen_ids:
             problems.append(Problem(file, "id", f"course id {c.id!r} is also used by {seen_ids[c.id]}"))
         seen_ids[c.id] = file

@@ -2,13 +2,16 @@
 
 Every endpoint refuses (403) unless the hub listens on loopback and the request comes from
 loopback: this page can sign anyone in as anyone, so it must never be reachable from a network.
+Loopback is not enough against a web page in the same browser: the launch POST checks the hub's
+XSRF token (JupyterHub's check), and the OIDC endpoint takes GET only. URLs come from the
+local-lms registration (configuration), never from the request's Host header.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
@@ -16,13 +19,13 @@ from tornado import web
 
 from ..lti.local_registration import CLIENT_ID, PLATFORM, linked_courses
 from ..lti.targets import Target, open_path, textbook_pages
+from ..lti.web import ECHO_MAX, SecurityHeaders, bounded
 from ..settings import is_loopback
 from .lms import ROLE_URIS, LocalLms
 
 
-class LocalLmsBase(BaseHandler):
-    def check_xsrf_cookie(self) -> None:
-        return  # GET-only endpoints, plus the launch form (loopback only, see prepare)
+class LocalLmsBase(SecurityHeaders, BaseHandler):
+    """Loopback only; POSTs go through JupyterHub's XSRF check (the page's form carries `_xsrf`)."""
 
     def prepare(self) -> Any:
         auth = self.authenticator
@@ -40,6 +43,11 @@ class LocalLmsBase(BaseHandler):
             lms = LocalLms(Path(auth.state_dir), reg.issuer)
             auth._coursehub_local_lms = lms
         return lms
+
+    def hub_origin(self) -> str:
+        """scheme://host:port of the hub, from the local-lms registration (hub.public_url or ip:port)."""
+        parts = urlsplit(self.authenticator.registry.by_name(PLATFORM).auth_login_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
 
 class LmsPageHandler(LocalLmsBase):
@@ -71,7 +79,9 @@ class LmsLaunchHandler(LocalLmsBase):
         role = self.get_body_argument("role", "student")
         if role not in ROLE_URIS:
             raise web.HTTPError(400, "Unknown role.")
-        kind, item = self.get_body_argument("kind", "course"), self.get_body_argument("item", "")
+        kind, item = self.get_body_argument("kind", "course"), bounded(self.get_body_argument("item", ""), 128, "item")
+        if kind not in ("course", "assignment", "textbook"):
+            raise web.HTTPError(400, "Unknown kind of item.")
         if kind == "assignment" and course.assignment(item) is None or \
                 kind == "textbook" and item not in textbook_pages(course):
             raise web.HTTPError(404, "No such item in the course.")
@@ -82,21 +92,21 @@ class LmsLaunchHandler(LocalLmsBase):
         self.redirect(self.lms.login_initiation_url(self.hub.base_url, hint, launch, target))
 
     def _hub_url(self) -> str:
-        return f"{self.request.protocol}://{self.request.host}{self.hub.base_url.rstrip('/')}"
+        return f"{self.hub_origin()}{self.hub.base_url.rstrip('/')}"
 
 
 class LmsAuthHandler(LocalLmsBase):
-    """GET|POST /hub/lms/auth: the platform's OIDC authentication endpoint (response_mode=form_post)."""
+    """GET /hub/lms/auth: the platform's OIDC authentication endpoint (response_mode=form_post)."""
 
     async def get(self) -> None:
-        args = {k: self.get_argument(k, "") for k in (
+        args = {k: bounded(self.get_argument(k, ""), ECHO_MAX, k) for k in (
             "client_id", "redirect_uri", "login_hint", "nonce", "state", "response_type", "response_mode", "scope")}
         if args["client_id"] != CLIENT_ID or args["response_type"] != "id_token" \
                 or args["response_mode"] != "form_post" or "openid" not in args["scope"].split():
             raise web.HTTPError(400, "Not an LTI 1.3 authentication request for the local tool.")
         callback = urlparse(args["redirect_uri"])
         expected = url_path_join(self.hub.base_url, "lti13/oauth_callback")
-        if callback.path != expected or callback.netloc != self.request.host:
+        if callback.path != expected or f"{callback.scheme}://{callback.netloc}" != self.hub_origin():
             raise web.HTTPError(400, "redirect_uri is not this hub's launch endpoint.")
         launch = self.lms.take(args["login_hint"])
         if launch is None or not args["nonce"]:
@@ -108,8 +118,6 @@ class LmsAuthHandler(LocalLmsBase):
                                           fields={"id_token": token, "state": args["state"]})
         self.set_header("Cache-Control", "no-store")
         self.finish(html)
-
-    post = get
 
 
 class LmsJwksHandler(LocalLmsBase):

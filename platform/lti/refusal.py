@@ -7,7 +7,7 @@ class LaunchRefused(Exception):
     """A launch we will not honour. No session is created; the audit log records `reason`."""
 
     def __init__(self, reason: str, message: str, status: int = 400, *, page: str = "lti_refused.html",
-                 detail: str = ""):
+                 detail: str = "", ids: dict[str, object] | None = None):
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -15,3 +15,5 @@ class LaunchRefused(Exception):
         self.page = page
         #: For the operator's log only (never shown to the person; never holds tokens).
         self.detail = detail
+        #: Ids for the audit line (client id, deployment) once the signature is verified.
+        self.ids: dict[str, object] = dict(ids or {})

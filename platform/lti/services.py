@@ -55,6 +55,24 @@ def registrations(settings: Any) -> dict[str, Registration]:
     return regs
 
 
+def platform_names(settings: Any) -> list[str]:
+    """Names of the platforms the hub registers: the configured ones (when LTI is on) and, in local
+    mode, the local LMS page."""
+    lti = settings.auth.lti
+    names = [p.name for p in lti.platforms] if lti.enabled else []
+    if settings.local and lti.local_lms and "local-lms" not in names:
+        names.append("local-lms")
+    return names
+
+
+def config_problems(settings: Any, catalog: Any) -> list:
+    """Course `lti:` entries the registered platforms make ambiguous (for the hub's start and
+    `coursehub validate`): a list of `errors.Problem`."""
+    from ..courses import lti_platform_problems
+
+    return lti_platform_problems(catalog, platform_names(settings))
+
+
 def launch_services(store: LtiStore, username: str, course: str) -> dict | None:
     rows = store.services(username=username, course=course)
     return rows[0] if rows else None

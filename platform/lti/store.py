@@ -77,7 +77,8 @@ class LtiStore:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        self.engine = sa.create_engine(url, future=True, **kwargs)
+        # hide_parameters: a failing statement never puts names or emails into an error log.
+        self.engine = sa.create_engine(url, future=True, hide_parameters=True, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -127,6 +128,8 @@ class LtiStore:
         `username` forces a name (account linking). Unique constraints make two subjects sharing a
         name impossible even when two launches race.
         """
+        _check_ids(identities, issuer=issuer, subject=subject, link_value=link_value)
+        display_name, email = _clip(identities, "display_name", display_name), _clip(identities, "email", email)
         now = time.time()
         existing = self.find_identity(issuer, subject)
         if existing is not None:
@@ -165,6 +168,9 @@ class LtiStore:
         AGS/NRPS claims absent from a launch keep the values of earlier launches (a link without a
         grade column must not forget the course's line items).
         """
+        _check_ids(launch_services, username=username, course=course, platform=platform, issuer=issuer,
+                   client_id=client_id, deployment_id=deployment_id, context_id=context_id, subject=subject,
+                   role=role)
         now = time.time()
         with self.engine.begin() as c:
             row = c.execute(sa.select(launch_services).where(
@@ -217,6 +223,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _check_ids(table: sa.Table, **values: str | None) -> None:
+    """Identifiers are never cut short (two people could then share one): a ValueError names the
+    column, never the value. Launch claims are bounded before they get here (claim_schema.py)."""
+    for name, value in values.items():
+        limit = table.c[name].type.length
+        if value is not None and limit is not None and len(value) > limit:
+            raise ValueError(f"{table.name}.{name}: longer than {limit} characters")
+
+
+def _clip(table: sa.Table, column: str, value: str) -> str:
+    """Display values (names, emails) fit their column."""
+    return value[: table.c[column].type.length]
 
 
 def _identity(row: Any) -> Identity:

@@ -9,6 +9,7 @@ deployment, and the single-use nonce bound to the browser that started the login
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,11 +20,14 @@ from ltiauthenticator.lti13.error import IncorrectValueError, ValidationError
 from ltiauthenticator.lti13.validator import LTI13LaunchValidator
 
 from . import claims as C
+from .claim_schema import check_claims
 from .jwks import JwksError, UnknownKeyError
 from .refusal import LaunchRefused
 from .registry import Registration, Registry
 
 REQUIRED = ("iss", "aud", "sub", "exp", "iat", "nonce")
+#: An id_token larger than this is not looked at (real ones are a few kilobytes).
+MAX_TOKEN_CHARS = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,11 @@ class LaunchValidator:
     """Validates id_tokens of the registered platforms (one instance per hub)."""
 
     def __init__(self, registry: Registry, *, leeway: int = 60, max_age: int = 600,
-                 consume_nonce: Callable[[str], bool], clock: Callable[[], float] = time.time):
+                 consume_nonce: Callable[[str], bool], clock: Callable[[], float] = time.time,
+                 extra_strings: tuple[str, ...] = ()):
         self.registry = registry
+        #: Further claims that are stored when present (the account-linking claim): short strings.
+        self.extra_strings = extra_strings
         self.leeway = leeway
         self.max_age = max_age
         self.consume_nonce = consume_nonce
@@ -102,6 +109,8 @@ class LaunchValidator:
         `expected_nonce` is the nonce derived from this browser's launch cookie; None if the
         cookie was missing (refused before getting here).
         """
+        if len(id_token) > MAX_TOKEN_CHARS:
+            raise _refuse("launch_too_large", "The launch message is larger than this tool accepts.", status=413)
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError:
@@ -125,17 +134,31 @@ class LaunchValidator:
                 options={"require": list(REQUIRED), "verify_iat": True},
             )
         except jwt.PyJWTError as e:
-            for cls, reason, message in _JWT_REASONS:
-                if isinstance(e, cls):
-                    raise _refuse(reason, message, detail=str(e)) from None
-            raise _refuse("invalid_token", "The launch token is invalid.", detail=str(e)) from None
+            refusal = next((_refuse(reason, message, detail=str(e)) for cls, reason, message in _JWT_REASONS
+                            if isinstance(e, cls)), None)
+            verified = _signed_payload(id_token, key.key, alg)
+            if refusal is None:
+                refusal = _refuse("invalid_claim" if verified is not None else "invalid_token",
+                                  "The launch token is invalid.", detail=str(e))
+            if verified is not None:  # the platform signed it: the audit line names client and deployment
+                refusal.ids = audit_ids(verified)
+            raise refusal from None
 
+        try:
+            return self._checked(claims, registration, expected_nonce)
+        except LaunchRefused as refusal:  # signature verified: the audit line names client and deployment
+            refusal.ids = {**audit_ids(claims), **refusal.ids}
+            raise
+
+    def _checked(self, claims: dict[str, Any], registration: Registration, expected_nonce: str | None) -> ValidLaunch:
+        """Every check after the signature, in an order that touches nothing before the types are right."""
+        if claims.get(C.MESSAGE_TYPE) != C.RESOURCE_LINK_REQUEST:
+            raise _refuse("wrong_message_type", "This tool opens resource links only (no content selection).",
+                          detail=f"message_type={str(claims.get(C.MESSAGE_TYPE))[:64]!r}")
+        check_claims(claims, extra_strings=self.extra_strings)
         client_id = self._client_id(claims, registration)
         if claims["iat"] < self.clock() - self.max_age - self.leeway:
             raise _refuse("too_old", "The launch is too old; open the link in your LMS again.")
-        if claims.get(C.MESSAGE_TYPE) != C.RESOURCE_LINK_REQUEST:
-            raise _refuse("wrong_message_type", "This tool opens resource links only (no content selection).",
-                          detail=f"message_type={claims.get(C.MESSAGE_TYPE)!r}")
         try:
             self._shape.validate_id_token(claims)
         except IncorrectValueError as e:
@@ -146,8 +169,6 @@ class LaunchValidator:
         if claims[C.DEPLOYMENT_ID] not in registration.deployment_ids:
             raise _refuse("unknown_deployment", "This LMS deployment is not registered with coursehub.",
                           status=403, detail=f"deployment_id={claims[C.DEPLOYMENT_ID]!r}")
-        if not isinstance(claims[C.ROLES], list):
-            raise _refuse("missing_claim", "The launch's roles are malformed.")
         if expected_nonce is None or claims["nonce"] != expected_nonce:
             raise _refuse("nonce_mismatch", "This launch was not started from this browser.",
                           page="lti_cookies.html")
@@ -167,3 +188,23 @@ class LaunchValidator:
                 raise _refuse("wrong_audience", "The launch was authorized for another tool.", detail="azp")
             return azp
         return auds[0]
+
+
+def _signed_payload(id_token: str, key: Any, alg: str) -> dict[str, Any] | None:
+    """The token's claims if its signature verifies (whatever else is wrong with them), else None."""
+    try:
+        payload = json.loads(jwt.api_jws.PyJWS().decode(id_token, key, algorithms=[alg]))
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def audit_ids(claims: dict[str, Any]) -> dict[str, str]:
+    """Client id and deployment of a signature-verified launch, for its audit line (ids only)."""
+    aud = claims.get("aud")
+    azp = claims.get("azp")
+    client = azp if isinstance(azp, str) else aud if isinstance(aud, str) else \
+        next((a for a in aud if isinstance(a, str)), None) if isinstance(aud, list) else None
+    deployment = claims.get(C.DEPLOYMENT_ID)
+    ids = {"client_id": client, "deployment": deployment}
+    return {k: v[:255] for k, v in ids.items() if isinstance(v, str) and v}

@@ -67,7 +67,8 @@ class LaunchSpec:
     #: Claims to set (after the defaults) and to remove.
     extra: dict = field(default_factory=dict)
     drop: list[str] = field(default_factory=list)
-    #: "ok" | "other_key" (bad signature) | "unknown_kid" | "none" | "hs256_public_key"
+    #: "ok" | "other_key" (bad signature) | "unknown_kid" | "none" | "hs256_public_key" | "raw" (a valid
+    #: signature over claims PyJWT would refuse to encode, e.g. a non-string `iss`)
     signing: str = "ok"
     #: Seconds added to iat/exp (negative: in the past).
     iat_offset: int = 0
@@ -176,6 +177,9 @@ class FakeLms:
     def sign(self, claims: dict, signing: str = "ok") -> str:
         if signing == "ok":
             return jwt.encode(claims, self.key.private_pem, "RS256", headers={"kid": self.key.kid})
+        if signing == "raw":
+            return jwt.api_jws.PyJWS().encode(json.dumps(claims).encode(), self.key.private_pem, "RS256",
+                                              headers={"kid": self.key.kid, "typ": "JWT"})
         if signing == "other_key":
             return jwt.encode(claims, generate_key_pair().private_pem, "RS256", headers={"kid": self.key.kid})
         if signing == "unknown_kid":

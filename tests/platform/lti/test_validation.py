@@ -101,7 +101,7 @@ NOW = int(time.time())
     ({C.MESSAGE_TYPE: C.DEEP_LINKING_REQUEST}, None, "wrong_message_type"),
     ({C.MESSAGE_TYPE: "Whatever"}, None, "wrong_message_type"),
     ({C.DEPLOYMENT_ID: "d-evil"}, None, "unknown_deployment"),
-    ({C.ROLES: "Learner"}, None, "missing_claim"),
+    ({C.ROLES: "Learner"}, None, "invalid_claim"),
 ])
 async def test_claim_refusals(validator, platform, registration, changes, drop, reason):
     # Times in the table are relative to collection; the suite may reach this test minutes later.

@@ -11,6 +11,9 @@ over the window (open loop: a slow service does not slow the arrivals down). Cli
 failures with the same upload id, as the nbgrader plugin does. A stand-in for the hub's REST API
 runs in its own process (tests/support/fakehub.py): the service still checks every token and
 looks up every student's groups through HubOAuth, as it does against the real hub.
+
+This isolates the grading service with warm, in-memory hub answers. A real deadline is cold and
+goes through the real hub: `benchmarks/deadline_rush.py` (with `coursehub loadtest deadline`).
 """
 
 from __future__ import annotations

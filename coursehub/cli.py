@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grading-db": ("coursehub.grading.dbcli", "show or upgrade the grading database schema"),
     "textbook": ("coursehub.platform.textbook.cli", "build a course's textbook; print launch links of its pages"),
     "env": ("coursehub.platform.environments_cli", "lock, build and image a course's environment (environment/ folder)"),
+    "loadtest": ("coursehub.loadtest.cli", "load-test a running coursehub: lecture start (launches) or deadline (submissions)"),
 }
 
 
@@ -78,6 +79,13 @@ def validate(args: argparse.Namespace) -> int:
             env_problems, env_warnings = check_course(folder)
             problems.extend(env_problems)
             warnings.extend(env_warnings)
+    if settings is not None and not problems:  # course mappings against the registered platforms
+        from coursehub.platform.lti.services import config_problems
+
+        try:
+            problems.extend(config_problems(settings, load_catalog(settings.courses_dir)))
+        except ConfigError as e:
+            problems.extend(e.problems)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for p in problems:

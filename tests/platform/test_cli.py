@@ -22,3 +22,37 @@ def test_unknown_command(capsys):
         main(["grade-everything"])
     assert exc.value.code == 2
     assert "invalid choice: 'grade-everything'" in capsys.readouterr().err
+
+
+def _platform(name: str) -> dict:
+    return {"name": name, "issuer": f"https://{name}.example.edu", "client_ids": [f"{name}-client"],
+            "auth_login_url": f"https://{name}.example.edu/auth", "token_url": f"https://{name}.example.edu/token",
+            "jwks_url": f"https://{name}.example.edu/jwks", "deployment_ids": ["dep-1"]}
+
+
+def _course(root, lti: list[dict]):  # noqa: ANN001, ANN202
+    import yaml
+
+    folder = root / "courses" / "phys-101"
+    folder.mkdir(parents=True)
+    (folder / "course.yaml").write_text(yaml.safe_dump({"id": "phys-101", "title": "Physics", "lti": lti}))
+    return root / "courses"
+
+
+@pytest.mark.parametrize("platforms, lti, ok", [
+    (["canvas", "moodle"], [{"deployment_id": "dep-1", "context_id": "c1"}], False),
+    (["canvas", "moodle"], [{"platform": "canvas", "deployment_id": "dep-1", "context_id": "c1"}], True),
+    (["canvas"], [{"deployment_id": "dep-1", "context_id": "c1"}], True),
+])
+def test_validate_requires_platform_when_several_lms_are_registered(tmp_path, capsys, platforms, lti, ok):
+    import yaml
+
+    courses = _course(tmp_path, lti)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), "courses_dir": str(courses),
+                                        "auth": {"lti": {"platforms": [_platform(p) for p in platforms],
+                                                         "local_lms": False}}}))
+    rc = main(["validate", "--settings", str(settings)])
+    err = capsys.readouterr().err
+    assert rc == (0 if ok else 1), err
+    assert ("lti[0].platform: required" in err) is not ok

@@ -1,0 +1,101 @@
+"""`loadtest deadline`: every student submits a notebook shortly before a deadline.
+
+The students and the instructor are new hub users signed in through the test LMS, each with a
+real hub token (so the grading service's token and group caches are cold, as on a real deadline).
+The test instructor releases a fresh assignment of the run, the students submit to it through the
+exchange API, and afterwards the instructor reads everything back: lost and duplicated
+submissions are counted from what the service stored, not from what the clients believe.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from .exchange import SCOPE, Exchange, notebook_template, unique_archive
+from .hubclient import HubSession, StepFailed
+from .report import Outcome, account, build
+from .runner import run_open_loop
+from .scenario import Scenario
+
+#: Attempts per submission (the same upload id each time, as the nbgrader plugin retries).
+ATTEMPTS = 3
+
+
+def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignment: str | None = None) -> dict:
+    """Run the deadline rush; the report (see report.build and report.account)."""
+    assignment = assignment or sc.run_id
+    instructor, staff_token = sc.instructor()
+    ex = Exchange(sc.hub_url, sc.platform.course_id, assignment)
+    limit = ex.limits(staff_token)["max_submission_bytes"]
+    if size > limit:
+        raise StepFailed(f"--size {size} is above the grading service's limit of {limit} bytes per submission")
+    released = sc.ensure_released(ex, staff_token) if assignment != sc.run_id else _release_fresh(ex, staff_token, sc)
+    template = notebook_template(size)
+    people = sign_in(sc, students)
+    tokens = {s.name: t for s, t in people if t}
+    names = list(tokens)
+    failed_sign_in = students - len(names)
+
+    def submit(i: int, at: float, deadline: float) -> Outcome:
+        if i >= len(names):
+            return Outcome(ok=False, reason="sign-in failed before the rush")
+        name = names[i]
+        upload_id = uuid.uuid4().hex
+        archive = unique_archive(template)
+        http = requests.Session()
+        out = Outcome(ok=False, student=name, upload_id=upload_id)
+        for attempt in range(1, ATTEMPTS + 1):
+            out.attempts = attempt
+            try:
+                out.ack_id = ex.submit(http, tokens[name], archive, upload_id, timeout=max(1.0, min(
+                    120.0, deadline - time.monotonic())))
+                out.ok, out.seconds, out.reason = True, time.monotonic() - at, ""
+                return out
+            except StepFailed as e:
+                out.reason = e.reason
+                if time.monotonic() >= deadline or "HTTP 4" in e.reason and "HTTP 429" not in e.reason:
+                    return out
+            time.sleep(0.2 * attempt)
+        return out
+
+    outcomes, wall = run_open_loop(students, over, submit, concurrency=sc.concurrency, hard_limit=over + sc.grace,
+                                   desc="deadline", progress=sc.progress)
+    stored = [r for r in ex.stored(staff_token) if r.get("student_id") in tokens]  # this run's students only
+    counts = account(outcomes, stored)
+    if released:
+        ex.unrelease(staff_token)
+        sc.notes.append(f"unreleased {assignment} again (its submissions stay in the grading service)")
+    if failed_sign_in:
+        sc.notes.append(f"{failed_sign_in} student(s) could not sign in before the rush")
+    sc.delete_users([*names, *([instructor.name] if instructor.name else [])])
+    return build("deadline", sc.hub_url, students, over, outcomes, wall, {
+        "measured": f"submission acknowledged ({size // 1000} KB, up to {ATTEMPTS} attempts)",
+        "course": ex.course_id, "assignment": assignment, **counts, "notes": sc.notes})
+
+
+def _release_fresh(ex: Exchange, token: str, sc: Scenario) -> bool:
+    """A fresh assignment of the run, so that what is read back is this run's and nothing else."""
+    ex.release(token, unique_archive(notebook_template(2000)))
+    sc.notes.append(f"released a fresh assignment {ex.assignment_id} as the test instructor")
+    return True
+
+
+def sign_in(sc: Scenario, n: int) -> list[tuple[HubSession, str | None]]:
+    """The students launch once before the rush (not timed) and each get a grading token."""
+    from tqdm import tqdm
+
+    def one(i: int) -> tuple[HubSession, str | None]:
+        s = HubSession(sc.hub_url, sc.platform, f"{sc.run_id}-s{i:04d}")
+        deadline = time.monotonic() + 120
+        try:
+            s.launch(None, deadline)
+            return s, s.token([SCOPE], deadline, expires_in=sc.token_ttl)
+        except (StepFailed, OSError):
+            return s, None
+
+    with ThreadPoolExecutor(min(8, sc.concurrency)) as pool:
+        return list(tqdm(pool.map(one, range(n)), total=n, desc="signing students in", disable=not sc.progress))

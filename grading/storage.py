@@ -9,6 +9,7 @@ Content is addressed by a random id and checksummed with SHA-256.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -17,9 +18,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import metrics
 from .ids import check_course_id
 
 KINDS = ("release", "submission", "feedback")
+#: Errors that mean "no space": the disk, or the quota of the store's user.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class StoreFull(OSError):
+    """The store's file system has no space left; nothing was stored (no partial file remains)."""
 
 
 @dataclass(frozen=True)
@@ -48,20 +56,34 @@ class BlobStore:
         name = uuid.uuid4().hex
         rel = Path("blobs") / course_id / kind / name[:2] / f"{name}{suffix}"
         final = self.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.tmp / f"{name}.part"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = self.write_chunk(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)  # never leave a partial upload behind
+            if isinstance(e, OSError) and e.errno in NO_SPACE:
+                metrics.STORE_FULL.set(1)
+                final.unlink(missing_ok=True)
+                raise StoreFull(e.errno, "the submission store is full") from None
+            raise
+        metrics.STORE_FULL.set(0)  # space is back (or never ran out)
         return Blob(str(rel), len(data), hashlib.sha256(data).hexdigest())
+
+    @staticmethod
+    def write_chunk(fd: int, data: memoryview) -> int:
+        """One write(2); a seam for tests that simulate a full disk."""
+        return os.write(fd, data)
 
     def path(self, blob_path: str) -> Path:
         p = (self.root / blob_path).resolve()

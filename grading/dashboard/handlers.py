@@ -24,6 +24,7 @@ from tornado import web
 
 from coursehub.grading.service.core import ServiceError
 from coursehub.grading.service.handlers import BaseHandler
+from coursehub.grading.service.inputs import bounded, int_param
 
 log = logging.getLogger("coursehub.grading.dashboard")
 COURSE = r"([a-z0-9][a-z0-9-]{0,39})"
@@ -138,11 +139,13 @@ class DashboardBase(BaseHandler):
             exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else "Something went wrong.")
         if isinstance(exc, ServiceError):
             self.set_status(exc.status)
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(int(exc.retry_after)))
         from html import escape
 
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(f"<!doctype html><title>{self.get_status()}</title><h1>{self.get_status()}</h1>"
-                    f"<p>{escape(message)}</p>")
+                    f"<p>{escape(bounded(message, 2000))}</p>")
 
 
 class DashboardPage(DashboardBase):
@@ -155,7 +158,7 @@ class DashboardPage(DashboardBase):
         html = await self.run(render_page, overview, base=self.base(course_id),
                               xsrf=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
                               formgrader_url=f"{hub_prefix}/user-redirect/formgrader",
-                              message=self.get_argument("msg", ""))
+                              message=bounded(self.get_argument("msg", ""), 500))
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(html)
@@ -196,7 +199,10 @@ class SyncRetry(DashboardBase):
         from coursehub.grading.lms.outbox import retry_failed
         from coursehub.grading.lms.runtime import outbox_sessions
 
-        ids = [int(i) for i in self.get_arguments("id") if i.isdigit()] or None
+        raw = self.get_arguments("id")
+        if len(raw) > 10_000:
+            raise ServiceError(400, "too many ids")
+        ids = [int_param(i, "id") for i in raw] or None
 
         def retry() -> int:
             with outbox_sessions(self.cfg)() as s:
@@ -212,7 +218,7 @@ class SyncNow(DashboardBase):
         course = self.staff_course(course_id)
         from coursehub.grading.export.snapshot import GradebookMissing
         from coursehub.grading.lms.gradesync import enqueue_changes
-        from coursehub.grading.lms.runtime import LmsNotConfigured, make_sender, outbox_sessions
+        from coursehub.grading.lms.runtime import LmsNotConfigured, outbox_sessions, shared_sender
 
         def queue() -> int:
             grades = load_course_grades(self.cfg, course)
@@ -225,12 +231,15 @@ class SyncNow(DashboardBase):
         except GradebookMissing:
             return self.back(course_id, "No gradebook yet: nothing to send.")
         try:
-            sender = make_sender(self.cfg)
+            sender = shared_sender(self.cfg)
         except LmsNotConfigured as e:
             return self.back(course_id, f"{n} changed grade(s) queued; not sent: {e}.")
         out = await sender.send_due()
+        waiting = out.get("deferred", 0) + out.get("busy", 0)
         self.back(course_id, f"{n} changed grade(s) queued; sent now: {out.get('sent', 0)}, "
-                             f"to retry: {out.get('retry', 0)}, failed: {out.get('failed', 0)}.")
+                             f"to retry: {out.get('retry', 0)}, failed: {out.get('failed', 0)}"
+                             + (f", waiting (being sent or the LMS asked us to wait): {waiting}" if waiting else "")
+                             + ".")
 
 
 class RosterSync(DashboardBase):
@@ -253,20 +262,18 @@ class RosterSync(DashboardBase):
 class JobRetry(DashboardBase):
     async def post(self, course_id: str) -> None:
         self.staff_course(course_id)
-        job_id = self.get_argument("id", "")
-        if not job_id.isdigit():
-            raise ServiceError(400, "id must be a job number")
+        job_id = int_param(self.get_argument("id", ""), "id")
         from coursehub.grading.lms.runtime import outbox_sessions
         from coursehub.grading.queue.models import GradingJob
 
         def retry() -> bool:
             with outbox_sessions(self.cfg)() as s:
-                job = s.get(GradingJob, int(job_id))
+                job = s.get(GradingJob, job_id)
                 if job is None or job.course_id != course_id or job.status != "dead":
                     return False
             from coursehub.grading.queue import JobQueue
 
-            return JobQueue(outbox_sessions(self.cfg).kw["bind"]).retry_dead(int(job_id))
+            return JobQueue(outbox_sessions(self.cfg).kw["bind"]).retry_dead(job_id)
 
         ok = await self.run(retry)
         self.back(course_id, "The job is queued again." if ok else "That job cannot be retried.")

@@ -27,6 +27,26 @@ LONG_COLUMNS = [
 ]  # fmt: skip
 STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email", "lms_user_id"]
 TOTAL_COLUMNS = ["raw_total", "late_penalty", "total", "max_total"]
+CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+#: Columns of ours that an assignment column must never be confused with (compared casefolded).
+RESERVED = frozenset(c.casefold() for c in [*STUDENT_COLUMNS, *TOTAL_COLUMNS, *CANVAS_FIXED])
+
+
+def assignment_columns(names: list[str]) -> list[str]:
+    """The column header of each assignment in the wide and Canvas tables: its name, unless that
+    is one of our columns (an assignment may be called `total`, `email`, `student_id` ...) or an
+    earlier header, then `assignment: <name>` (numbered if even that is taken). Stable and unique."""
+    taken = set(RESERVED)
+    out = []
+    for name in names:
+        text = str(name)
+        header, n = text, 1
+        while header.casefold() in taken:
+            header = f"assignment: {text}" if n == 1 else f"assignment {n}: {text}"
+            n += 1
+        taken.add(header.casefold())
+        out.append(header)
+    return out
 
 
 @dataclass
@@ -130,11 +150,14 @@ def long_table(grades: Grades) -> pd.DataFrame:
 
 
 def wide_table(grades: Grades) -> pd.DataFrame:
-    """One row per student, one column per assignment (final scores), then the totals."""
+    """One row per student, one column per assignment (final scores, headed as in
+    `assignment_columns`), then the totals."""
     long = grades.long
     names = list(grades.assignments["assignment"])
     scores = long.pivot(index="student_id", columns="assignment", values="score").reindex(
         index=grades.students["student_id"], columns=names).fillna(0.0)
+    headers = assignment_columns(names)
+    scores.columns = headers
     sums = long.groupby("student_id").agg(
         raw_total=("raw_score", "sum"), late_penalty=("late_submission_penalty", "sum"), total=("score", "sum"))
     sums = sums.reindex(grades.students["student_id"]).fillna(0.0)
@@ -142,11 +165,8 @@ def wide_table(grades: Grades) -> pd.DataFrame:
     info = grades.students.set_index("student_id")[STUDENT_COLUMNS[1:]]
     out = pd.concat([info, scores, sums[TOTAL_COLUMNS]], axis=1)
     out.index.name = "student_id"
-    out.columns = [*STUDENT_COLUMNS[1:], *names, *TOTAL_COLUMNS]
+    out.columns = [*STUDENT_COLUMNS[1:], *headers, *TOTAL_COLUMNS]
     return out.reset_index()
-
-
-CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 
 
 def canvas_table(grades: Grades, section: str = "") -> pd.DataFrame:
@@ -157,7 +177,7 @@ def canvas_table(grades: Grades, section: str = "") -> pd.DataFrame:
     SIS User ID = the nbgrader student id; SIS Login ID = the email.
     """
     wide = wide_table(grades)
-    names = list(grades.assignments["assignment"])
+    names = assignment_columns(list(grades.assignments["assignment"]))
     last = wide["last_name"].fillna("").astype(str)
     first = wide["first_name"].fillna("").astype(str)
     student = (last + ", " + first).where((last != "") & (first != ""), (last + first))

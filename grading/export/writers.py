@@ -1,5 +1,8 @@
-"""Writing an export: formula-safe text cells, RFC 4180 CSV or xlsx, atomically.
+"""Writing an export: clean, formula-safe text cells, RFC 4180 CSV or xlsx, atomically.
 
+Names come from the LMS and from people; they may hold control characters, which XML (so xlsx)
+cannot carry at all (openpyxl raises IllegalCharacterError) and which CSV readers mangle. Every
+text cell and header, in every format, has them replaced by U+FFFD before anything else.
 Spreadsheets run a text cell that starts with `=`, `+`, `-`, `@`, tab or carriage return as a
 formula (CSV injection). Such text cells get a leading single quote; numbers are left alone, so a
 score of -1 stays the number -1 while a name "-1" becomes "'-1".
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,21 +23,41 @@ from typing import Literal
 import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: C0 controls except tab, line feed and carriage return; DEL and C1 controls; lone surrogates and
+#: the two non-characters XML forbids. Tab/LF/CR are legal in both formats (quoted in CSV).
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+REPLACEMENT = "\ufffd"
+
+
+def clean_text(value: object) -> object:
+    """One cell without control characters (text only; anything else unchanged)."""
+    if isinstance(value, str) and CONTROL.search(value):
+        return CONTROL.sub(REPLACEMENT, value)
+    return value
 
 
 def neutralize_text(value: object) -> object:
-    """One cell: quote a text cell a spreadsheet would run; anything else unchanged."""
+    """One cell: clean, then quote a text cell a spreadsheet would run; anything else unchanged."""
+    value = clean_text(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
 def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` with every text cell (and header) made formula-safe."""
+    """A copy of `frame` with every text cell (and header) cleaned and made formula-safe."""
     out = frame.copy()
-    for col in out.columns:
-        s = out[col]
+    for i in range(out.shape[1]):
+        s = out.iloc[:, i]
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            try:
+                dirty = s.str.contains(CONTROL.pattern, regex=True, na=False).astype(bool)
+            except AttributeError:  # no text in this column
+                dirty = s.map(lambda v: isinstance(v, str) and CONTROL.search(v) is not None).astype(bool)
+            if dirty.any():
+                s = s.astype(object).copy()
+                s[dirty] = s[dirty].map(clean_text)
+                out.isetitem(i, s)
             try:
                 mask = s.str.slice(0, 1).isin(FORMULA_STARTS).fillna(False).astype(bool)
             except AttributeError:  # an object column holding no text (e.g. numbers only)
@@ -41,7 +65,7 @@ def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
             if mask.any():
                 s = s.astype(object).copy()
                 s[mask] = "'" + s[mask].astype(str)
-                out[col] = s
+                out.isetitem(i, s)
     out.columns = [neutralize_text(str(c)) for c in out.columns]
     return out
 

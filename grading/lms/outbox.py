@@ -20,21 +20,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from .. import metrics
 from .guard import ForeignServiceURL
 from .models import LineItemRow, ScoreRow, utcnow
 from .records import LaunchServices
 from .retry import next_delay
-from .services import ServiceClient, ServiceError
+from .services import Deferred, ServiceClient, ServiceError
 
 log = logging.getLogger("coursehub.grading.lms")
 
 ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
-LIVE = ("pending", "sent", "failed")
+LIVE = ("pending", "sending", "sent", "failed")
+#: Rows a sender may take: waiting ones, and claims whose sender died (lease passed).
+CLAIMABLE = ("pending", "sending")
 
 
 class InvalidScore(ValueError):
@@ -164,12 +167,31 @@ class ServicesSource(Protocol):
     def for_student(self, course_id: str, student: str) -> LaunchServices | None: ...
 
 
+def claim(s: Session, row_id: int, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take row `row_id` for sending (status "sending" until `now + lease`), in one UPDATE: only if
+    it is due and no other sender holds a live claim on the same (course, assignment, student),
+    which is the LMS's (line item, user). Works across senders and processes; a sender that dies
+    leaves a claim that lapses after `lease`. Commits; True when this caller holds the claim."""
+    other = aliased(ScoreRow)
+    busy = select(other.id).where(
+        other.course_id == ScoreRow.course_id, other.assignment == ScoreRow.assignment,
+        other.student == ScoreRow.student, other.status == "sending", other.next_attempt_at > now,
+        other.id != ScoreRow.id).exists()
+    n = s.execute(update(ScoreRow).where(
+        ScoreRow.id == row_id, ScoreRow.status.in_(CLAIMABLE), ScoreRow.next_attempt_at <= now, ~busy,
+    ).values(status="sending", next_attempt_at=now + lease).execution_options(synchronize_session=False)).rowcount
+    s.commit()
+    return n == 1
+
+
 class Sender:
-    """Sends due outbox rows. One sender per grading database (the service runs one)."""
+    """Sends due outbox rows. Each row is claimed first (`claim`), so the timer, "Sync now" and a
+    second service process never post the same score at once; a platform's Retry-After holds
+    every send through the client's gate (`ServiceClient.gate`) and the row's next attempt."""
 
     def __init__(self, sessions: sessionmaker[Session], source: ServicesSource, client: ServiceClient, *,
                  clock: Callable[[], float] = time.time, max_attempts: int = 8, base_delay: float = 2.0,
-                 max_delay: float = 3600.0, tag: str = "coursehub"):
+                 max_delay: float = 3600.0, tag: str = "coursehub", send_lease: float = 300.0):
         self.sessions = sessions
         self.source = source
         self.client = client
@@ -178,6 +200,7 @@ class Sender:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.tag = tag
+        self.send_lease = dt.timedelta(seconds=send_lease)
         #: Test hook: runs after the LMS accepted a score and before the row is marked sent.
         self.after_send: Callable[[ScoreRow], None] | None = None
 
@@ -186,13 +209,13 @@ class Sender:
 
     def next_due(self) -> dt.datetime | None:
         with self.sessions() as s:
-            return s.scalar(select(func.min(ScoreRow.next_attempt_at)).where(ScoreRow.status == "pending"))
+            return s.scalar(select(func.min(ScoreRow.next_attempt_at)).where(ScoreRow.status.in_(CLAIMABLE)))
 
     async def send_due(self, limit: int = 500) -> dict[str, int]:
         """Send every pending row whose time has come; returns counts by outcome."""
         outcomes: dict[str, int] = {}
         with self.sessions() as s:
-            ids = list(s.scalars(select(ScoreRow.id).where(ScoreRow.status == "pending",
+            ids = list(s.scalars(select(ScoreRow.id).where(ScoreRow.status.in_(CLAIMABLE),
                                                            ScoreRow.next_attempt_at <= self._now())
                                  .order_by(ScoreRow.produced_at, ScoreRow.id).limit(limit)))
         for row_id in ids:
@@ -217,38 +240,63 @@ class Sender:
         return total
 
     async def send_one(self, row_id: int) -> str:
+        """Claim and send one row; returns (and counts) the outcome."""
+        outcome = await self._send_one(row_id)
+        metrics.SYNC_OUTCOME.labels(outcome if outcome in metrics.SYNC_OUTCOMES else "skipped").inc()
+        return outcome
+
+    async def _send_one(self, row_id: int) -> str:
+        with self.sessions() as s:
+            if not claim(s, row_id, self._now(), self.send_lease):
+                row = s.get(ScoreRow, row_id)
+                return "busy" if row is not None and row.status in CLAIMABLE else "skipped"
         with self.sessions() as s:
             row = s.get(ScoreRow, row_id)
-            if row is None or row.status != "pending":
+            if row is None or row.status != "sending":
                 return "skipped"
-            if _newer_exists(s, row):
-                return self._finish(s, row, "superseded", "a newer grade exists")
-            svc = self.source.for_student(row.course_id, row.student)
-            if svc is None:
-                return self._finish(s, row, "failed", "no LMS grade service recorded for this student in this "
-                                    "course (they have not launched from the LMS yet)")
-            if not svc.lineitems_url:
-                return self._finish(s, row, "failed", "the LMS gave this course no line items URL (AGS "
-                                    "lineitem scope), so coursehub cannot find or create a column per assignment")
-            problems = validate(row.score_given, row.score_maximum, row.activity_progress, row.grading_progress,
-                                svc.lti_user_id, row.comment)
-            if problems:
-                return self._finish(s, row, "invalid", "; ".join(problems))
             try:
-                lineitem = row.lineitem_url or await self._lineitem(s, row, svc)
-                row.lineitem_url, row.lti_user_id = lineitem, svc.lti_user_id
-                await self.client.post_score(svc, lineitem, score_payload(row, svc.lti_user_id))
-            except ForeignServiceURL as e:
-                return self._finish(s, row, "failed", str(e))
-            except ServiceError as e:
-                if e.status == 404 and row.lineitem_url and row.attempts + 1 < self.max_attempts:
-                    self._forget_lineitem(s, row, svc)  # the LMS column was deleted: find or create anew
-                    e = ServiceError(f"{e} (the LMS column is gone; a new one will be made)", 503)
-                return self._retry_or_fail(s, row, e)
-            if self.after_send:
-                self.after_send(row)
-            row.sent_at = self._now()
-            return self._finish(s, row, "sent", None)
+                return await self._send_claimed(s, row)
+            except BaseException:
+                s.rollback()  # unexpected: give the row back to the queue instead of holding it
+                s.execute(update(ScoreRow).where(ScoreRow.id == row_id, ScoreRow.status == "sending")
+                          .values(status="pending", next_attempt_at=self._now()))
+                s.commit()
+                raise
+
+    async def _send_claimed(self, s: Session, row: ScoreRow) -> str:
+        if _newer_exists(s, row):
+            return self._finish(s, row, "superseded", "a newer grade exists")
+        svc = self.source.for_student(row.course_id, row.student)
+        if svc is None:
+            return self._finish(s, row, "failed", "no LMS grade service recorded for this student in this "
+                                "course (they have not launched from the LMS yet)")
+        if not svc.lineitems_url:
+            return self._finish(s, row, "failed", "the LMS gave this course no line items URL (AGS "
+                                "lineitem scope), so coursehub cannot find or create a column per assignment")
+        problems = validate(row.score_given, row.score_maximum, row.activity_progress, row.grading_progress,
+                            svc.lti_user_id, row.comment)
+        if problems:
+            return self._finish(s, row, "invalid", "; ".join(problems))
+        try:
+            lineitem = row.lineitem_url or await self._lineitem(s, row, svc)
+            row.lineitem_url, row.lti_user_id = lineitem, svc.lti_user_id
+            await self.client.post_score(svc, lineitem, score_payload(row, svc.lti_user_id))
+        except ForeignServiceURL as e:
+            return self._finish(s, row, "failed", str(e))
+        except Deferred as e:  # nothing was sent: wait for the platform's time, no attempt used
+            row.status, row.last_error = "pending", str(e)
+            row.next_attempt_at = self._now() + dt.timedelta(seconds=e.retry_after or self.base_delay)
+            s.commit()
+            return "deferred"
+        except ServiceError as e:
+            if e.status == 404 and row.lineitem_url and row.attempts + 1 < self.max_attempts:
+                self._forget_lineitem(s, row, svc)  # the LMS column was deleted: find or create anew
+                e = ServiceError(f"{e} (the LMS column is gone; a new one will be made)", 503)
+            return self._retry_or_fail(s, row, e)
+        if self.after_send:
+            self.after_send(row)
+        row.sent_at = self._now()
+        return self._finish(s, row, "sent", None)
 
     async def _lineitem(self, s: Session, row: ScoreRow, svc: LaunchServices) -> str:
         assert svc.lineitems_url
@@ -279,6 +327,7 @@ class Sender:
         if row.attempts >= self.max_attempts:
             return self._finish(s, row, "failed", f"gave up after {row.attempts} attempts: {e}")
         delay = next_delay(row.attempts, e.retry_after, base=self.base_delay, cap=self.max_delay)
+        row.status = "pending"
         row.next_attempt_at = self._now() + dt.timedelta(seconds=delay)
         row.last_error = f"{e} (retry in {delay:.0f} s)"
         s.commit()
@@ -296,7 +345,7 @@ class Sender:
 
 def pending_or_failed_keys(s: Session, course_id: str) -> set[tuple[str, str]]:
     rows = s.execute(select(ScoreRow.assignment, ScoreRow.student).where(
-        ScoreRow.course_id == course_id, or_(ScoreRow.status == "pending", ScoreRow.status == "failed"))).all()
+        ScoreRow.course_id == course_id, ScoreRow.status.in_(("pending", "sending", "failed")))).all()
     return {(a, b) for a, b in rows}
 
 

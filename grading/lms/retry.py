@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import threading
 
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504, 599}
 
@@ -36,3 +37,28 @@ def next_delay(attempt: int, retry_after: float | None, *, base: float = 2.0, ca
     if retry_after is not None:
         return min(max(retry_after, 0.0), max(cap, retry_after))
     return backoff_seconds(attempt, base, cap)
+
+
+class RetryGate:
+    """When each LMS platform said we may call it again (its latest Retry-After), so that every
+    path that sends (timer, "Sync now", the retry button, line items, rosters) waits alike.
+    Times are on the caller's clock (seconds since the epoch); one gate per service client."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, key: str, until: float) -> None:
+        with self._lock:
+            self._until[key] = max(self._until.get(key, 0.0), until)
+
+    def remaining(self, key: str, now: float) -> float:
+        """Seconds still to wait before calling `key` (0 when free)."""
+        with self._lock:
+            until = self._until.get(key)
+            if until is None:
+                return 0.0
+            if until <= now:
+                del self._until[key]
+                return 0.0
+            return until - now

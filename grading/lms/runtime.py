@@ -56,6 +56,18 @@ def make_sender(settings: Any) -> Sender:
 
 
 _started: dict[str, Any] = {}
+_senders: dict[str, Sender] = {}
+
+
+def shared_sender(settings: Any) -> Sender:
+    """The one sender of this process for the settings' grading database: the timer and "Sync
+    now" share it, and with it the client's Retry-After gate (rows are also claimed in the
+    database, so a second process never double-sends either)."""
+    url = settings.grading_db_url()
+    sender = _senders.get(url)
+    if sender is None:
+        sender = _senders[url] = make_sender(settings)
+    return sender
 
 
 def start_background_sync(settings: Any, every: float = 30.0) -> bool:
@@ -79,7 +91,7 @@ def start_background_sync(settings: Any, every: float = 30.0) -> bool:
         nonlocal sender
         try:
             if sender is None:
-                sender = make_sender(settings)
+                sender = shared_sender(settings)
             out = await sender.send_due()
             if out:
                 log.info("grade sync: %s", out)

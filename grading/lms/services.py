@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 from .guard import check_service_url
 from .httpclient import Http, Response
 from .records import AGS_LINEITEM, AGS_SCORE, NRPS_MEMBERSHIP, LaunchServices
-from .retry import RETRYABLE, retry_after_seconds
+from .retry import RETRYABLE, RetryGate, retry_after_seconds
 from .tokens import TokenClient, TokenError
 
 log = logging.getLogger("coursehub.grading.lms")
@@ -42,6 +42,13 @@ class ServiceError(RuntimeError):
     @property
     def retryable(self) -> bool:
         return self.status in RETRYABLE
+
+
+class Deferred(ServiceError):
+    """Not sent: the platform's Retry-After has not passed yet (no request was made)."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message, 429, retry_after)
 
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^,;]+)*)')
@@ -77,24 +84,42 @@ class Page:
 
 
 class ServiceClient:
-    def __init__(self, tokens: TokenClient, http: Http | None = None):
+    """AGS and NRPS calls. A platform's Retry-After (429/503, also from its token endpoint) holds
+    every later call to that platform through this client until it has passed (`Deferred`)."""
+
+    def __init__(self, tokens: TokenClient, http: Http | None = None, gate: RetryGate | None = None):
         self.tokens = tokens
         self.http = http or tokens.http
+        self.gate = gate or RetryGate()
+
+    @staticmethod
+    def _gate_key(svc: LaunchServices) -> str:
+        return f"{svc.platform.issuer} {svc.platform.token_url}"
+
+    def _hold(self, svc: LaunchServices, retry_after: float | None) -> None:
+        if retry_after is not None and retry_after > 0:
+            self.gate.hold(self._gate_key(svc), self.tokens.clock() + retry_after)
 
     async def call(self, svc: LaunchServices, method: str, url: str, scopes: tuple[str, ...], *,
                    accept: str, content_type: str | None = None, body: bytes | None = None) -> Response:
         check_service_url(url, svc.platform)
+        wait = self.gate.remaining(self._gate_key(svc), self.tokens.clock())
+        if wait > 0:
+            raise Deferred(f"the LMS asked us to wait (Retry-After): {wait:.0f} s to go", wait)
         granted = tuple(s for s in scopes if not svc.ags_scopes or s in svc.ags_scopes or s == NRPS_MEMBERSHIP)
         scopes = granted or scopes
         for attempt in (1, 2):
             try:
                 token = await self.tokens.token(svc.platform.token_url, svc.client_id, scopes)
             except TokenError as e:
+                self._hold(svc, e.retry_after)
                 raise ServiceError(str(e), e.status, e.retry_after) from None
             headers = {"Authorization": f"Bearer {token}", "Accept": accept}
             if content_type:
                 headers["Content-Type"] = content_type
             resp = await self.http.request(method, url, headers=headers, body=body)
+            if resp.status in (429, 503):
+                self._hold(svc, retry_after_seconds(resp.header("Retry-After"), self.tokens.clock()))
             if resp.status == 401 and attempt == 1:
                 self.tokens.invalidate(svc.platform.token_url, svc.client_id, scopes)
                 log.info("token refused by %s (expired or revoked): fetching a new one", urlsplit(url).netloc)

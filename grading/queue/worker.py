@@ -17,7 +17,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from coursehub.grading.autograde.course import Course
 from coursehub.grading.autograde.executors import Executor, make_executor
@@ -25,9 +29,18 @@ from coursehub.grading.autograde.gradebook import GradebookWriter
 from coursehub.grading.autograde.grader import NotebookResult, SubmissionResult
 from coursehub.grading.autograde.sources import SourceIndex
 
+from .. import metrics
 from .api import JobQueue, Lease
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Waits between tries while the grading database is locked or down: doubling, at most the cap.
+DB_WAIT_FIRST, DB_WAIT_CAP = 0.5, 30.0
+
+
+def db_unavailable(exc: BaseException) -> bool:
+    """A locked (SQLite busy) or unreachable database: worth waiting for, not a reason to exit."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 def result_to_dict(r: SubmissionResult) -> dict:
@@ -41,7 +54,8 @@ def result_from_dict(d: dict) -> SubmissionResult:
 
 class QueueWorker:
     def __init__(self, queue: JobQueue, executor: Executor, name: str | None = None,
-                 lease_seconds: float = 60, poll_seconds: float = 1.0) -> None:
+                 lease_seconds: float = 60, poll_seconds: float = 1.0,
+                 sleep: Callable[[float], object] | None = None) -> None:
         self.queue = queue
         self.executor = executor
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
@@ -49,6 +63,24 @@ class QueueWorker:
         self.poll_seconds = poll_seconds
         self._courses: dict[str, tuple[Course, dict[str, SourceIndex]]] = {}
         self.stop = threading.Event()
+        #: How the worker waits (tests inject a fake; by default an interruptible wait on `stop`).
+        self.sleep = sleep or self.stop.wait
+
+    def with_db(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(...)`, waiting and trying again (bounded backoff) while the database is locked or
+        down: a write lock held for minutes must delay grading, never end the worker."""
+        wait = DB_WAIT_FIRST
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except (OperationalError, DBAPIError) as e:
+                if not db_unavailable(e) or self.stop.is_set():
+                    raise
+                metrics.DB_BUSY.labels("worker").inc()
+                log.warning("grading database unavailable during %s (%s); trying again in %.1f s", what,
+                            str(e.orig if hasattr(e, "orig") else e)[:200], wait)
+                self.sleep(wait)
+                wait = min(DB_WAIT_CAP, wait * 2)
 
     def _course(self, lease: Lease) -> Course:
         course_dir = lease.payload.get("course_dir")
@@ -78,43 +110,63 @@ class QueueWorker:
 
     def run_once(self) -> bool:
         """Handle one job if one is ready. Returns whether a job was handled."""
-        lease = self.queue.lease(self.name, self.lease_seconds)
+        lease = self.with_db("lease", self.queue.lease, self.name, self.lease_seconds)
         if lease is None:
             return False
         log.info("job %s (%s/%s) attempt %s", lease.job_id, lease.student, lease.assignment, lease.attempt)
         if lease.result is not None:  # a previous attempt graded but died before applying
-            self.queue.complete(lease, lease.result, apply=self.apply)
+            self.with_db("apply", self.queue.complete, lease, lease.result, apply=self.apply)
             return True
         beating = threading.Event()
         hb = threading.Thread(target=self._heartbeat, args=(lease, beating), daemon=True)
         hb.start()
+        started = time.monotonic()
         try:
-            course = self._course(lease)
-            index = self._index(course, lease.assignment)
-            job = course.job(lease.student, lease.assignment, index)
-            result = self.executor.grade(job, index, course.config)
+            result = self.grade(lease)
         except Exception as e:  # noqa: BLE001 - reported to the queue, which retries or dead-letters
             beating.set()
+            metrics.JOB_DURATION.labels("failed").observe(time.monotonic() - started)
             log.exception("job %s failed", lease.job_id)
-            self.queue.fail(lease, f"{type(e).__name__}: {e}")
+            self.with_db("fail", self.queue.fail, lease, f"{type(e).__name__}: {e}")
             return True
         beating.set()
+        metrics.JOB_DURATION.labels("failed" if result.status == "failed" else "graded").observe(
+            time.monotonic() - started)
         if result.status == "failed":
-            self.queue.fail(lease, result.error or "grader error")
+            self.with_db("fail", self.queue.fail, lease, result.error or "grader error")
         else:
-            self.queue.complete(lease, result_to_dict(result), apply=self.apply)
+            self.with_db("apply", self.queue.complete, lease, result_to_dict(result), apply=self.apply)
         return True
+
+    def grade(self, lease: Lease) -> SubmissionResult:
+        """Run the executor on the leased job's submission."""
+        course = self._course(lease)
+        index = self._index(course, lease.assignment)
+        job = course.job(lease.student, lease.assignment, index)
+        return self.executor.grade(job, index, course.config)
 
     def _heartbeat(self, lease: Lease, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
-            if not self.queue.heartbeat(lease, self.lease_seconds):
-                log.warning("job %s: lease lost", lease.job_id)
-                return
+            try:
+                if not self.queue.heartbeat(lease, self.lease_seconds):
+                    log.warning("job %s: lease lost", lease.job_id)
+                    return
+            except (OperationalError, DBAPIError) as e:
+                if not db_unavailable(e):
+                    raise
+                metrics.DB_BUSY.labels("worker").inc()  # beat again next round; the lease has slack
+                log.warning("job %s: heartbeat skipped, the grading database is unavailable", lease.job_id)
 
     def run(self, max_idle: float | None = None) -> None:
         idle_since = time.monotonic()
         while not self.stop.is_set():
-            if self.run_once():
+            try:
+                handled = self.run_once()
+            except (OperationalError, DBAPIError) as e:
+                if self.stop.is_set() and db_unavailable(e):
+                    return  # asked to stop while waiting for the database
+                raise
+            if handled:
                 idle_since = time.monotonic()
                 continue
             if max_idle is not None and time.monotonic() - idle_since > max_idle:
@@ -154,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll-seconds", type=float, default=1.0)
     p.add_argument("--backoff-seconds", type=float, default=5.0, help="first retry delay (doubles each attempt)")
     p.add_argument("--exit-when-idle", type=float, default=None, help="stop after this many idle seconds")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve this worker's Prometheus metrics on 127.0.0.1:PORT (job durations, database waits)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
@@ -171,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         queue.create_tables()  # a standalone queue database (tests, benchmarks); no-op if it exists
     elif not wait_for_schema(queue, timeout=120):
         return 1
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
     worker = QueueWorker(queue, make_executor(settings, slot=args.slot), lease_seconds=args.lease_seconds,
                          poll_seconds=args.poll_seconds)
     for sig in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with these: finish quietly

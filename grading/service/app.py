@@ -3,7 +3,8 @@
     app = make_app(settings, plugins=load_plugins(["my.module"]))
 
 Everything the handlers share lives in one `ServiceContext` (in `app.settings["coursehub"]`):
-the exchange core, course roles, the thread pool, plugins and metrics.
+the exchange core, course roles, the thread pool, plugins and per-student upload slots. Metrics
+are module-level (`coursehub.grading.metrics`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,17 +19,21 @@ from typing import Any
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from tornado import web
 
 from coursehub.platform.courses import Catalog, load_catalog
 from coursehub.platform.settings import Settings
 
+from .. import metrics
 from ..archive import Limits
 from ..db import make_engine, session_factory
 from ..storage import BlobStore
 from .auth import CourseRoles, make_hub_auth
 from .core import ExchangeCore
-from .handlers import api_handlers
+from .fairness import StudentSlots
+from .handlers import NotFoundHandler, api_handlers, security_headers
 from .plugins import Plugins
 
 DEFAULT_PREFIX = "/services/grading/"
@@ -41,6 +45,9 @@ class OAuthCallbackHandler(HubOAuthCallbackHandler):
     @property
     def hub_auth(self):  # noqa: ANN201 - HubOAuthenticated's property
         return self.settings["hub_auth"]
+
+    def set_default_headers(self) -> None:
+        security_headers(self, page=True)
 
 
 class CatalogSource:
@@ -74,34 +81,33 @@ class CatalogSource:
         return self._catalog
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self._counts: Counter = Counter()
-        self._lock = threading.Lock()
-
-    def count(self, name: str, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            self._counts[key] += 1
-
-    def render(self) -> str:
-        lines = []
-        with self._lock:
-            for (name, labels), value in sorted(self._counts.items()):
-                lab = ",".join(f'{k}="{v}"' for k, v in labels)
-                lines.append(f"{name}{{{lab}}} {value}")
-        return "\n".join(lines) + "\n"
-
-
 @dataclass
 class ServiceContext:
     core: ExchangeCore
     roles: CourseRoles
     executor: ThreadPoolExecutor
     plugins: Plugins
-    metrics: Metrics = field(default_factory=Metrics)
+    #: Per-student admission of uploads (429 + Retry-After beyond it).
+    slots: StudentSlots = field(default_factory=StudentSlots)
     #: Set when the service is shutting down: new requests get 503 (clients retry).
     stopping: bool = False
+
+    def refresh_metrics(self) -> None:
+        """Gauges read from the database at scrape time (blocking: run in the pool)."""
+        counts = queue_counts(self.core.sessions)
+        for state in metrics.QUEUE_STATES:
+            metrics.QUEUE_DEPTH.labels(state).set(counts.get(state, 0))
+
+
+def queue_counts(sessions: Any) -> dict[str, int]:
+    """Autograde jobs by state; empty when the queue table is not there (a bare exchange database).
+    Plain SQL on the table the queue's migration creates: the service does not import the worker."""
+    try:
+        with sessions() as s:
+            return {str(k): int(v) for k, v in s.execute(text(
+                "SELECT status, COUNT(*) FROM grading_jobs GROUP BY status")).all()}
+    except (OperationalError, ProgrammingError):
+        return {}
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -127,6 +133,7 @@ def make_app(
     extra_handlers: list[tuple] | None = None,
     prefix: str | None = None,
     workers: int = 16,
+    per_student: int = 2,
 ) -> web.Application:
     """The grading service application. `extra_handlers` (and plugins' handlers) are routes relative
     to the service prefix, e.g. `(r"dashboard/?", DashboardHandler)`."""
@@ -137,7 +144,8 @@ def make_app(
     core = core or make_core(settings)
     hub_auth = make_hub_auth(prefix)
     ctx = ServiceContext(core=core, roles=CourseRoles(hub_auth), plugins=plugins,
-                         executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading"))
+                         executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grading"),
+                         slots=StudentSlots(per_student))
     extra = [(url_path_join(prefix, pattern), *rest) for pattern, *rest in [*(extra_handlers or []),
                                                                              *plugins.handlers]]
     handlers = [
@@ -152,4 +160,5 @@ def make_app(
         cookie_secret=os.urandom(32),
         xsrf_cookies=True,  # browser pages (cookie auth); token-only API handlers skip it
         login_url=hub_auth.login_url,
+        default_handler_class=NotFoundHandler,
     )

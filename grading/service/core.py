@@ -10,6 +10,7 @@ transaction, then returns; only then does the web layer acknowledge.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import io
 import json
@@ -27,24 +28,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from coursehub.platform.courses import Catalog, Course
 
 from ..archive import ArchiveError, Limits, pack, read_archive, validate_notebooks
+from ..deadlines import deadline_info
 from ..ids import BadId, check_assignment_id, check_course_id, check_notebook_id, check_student_id
 from ..models import Event, Feedback, Release, Submission, utcnow
-from ..storage import BlobStore
+from ..storage import Blob, BlobStore, StoreFull
+from .errors import ServiceError
+from .inputs import bounded, check_notebook
 
 log = logging.getLogger("coursehub.grading.exchange")
 
 #: nbgrader's default timestamp format; the string is also the feedback folder name on the client.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
 STAFF_ROLES = frozenset({"instructor", "ta"})
-
-
-class ServiceError(Exception):
-    """A refusal with an HTTP status and a message for the person at the other end."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+#: Seconds a client is asked to wait (Retry-After) when the database is locked or unreachable.
+DB_RETRY_AFTER = 5
 
 
 @dataclass(frozen=True)
@@ -133,7 +130,7 @@ class ExchangeCore:
         notebooks = self._notebooks(files)
         if not notebooks:
             raise ServiceError(422, f"The release of {assignment_id!r} contains no notebook.")
-        blob = self.store.put(course_id, "release", pack(files))
+        blob = self._put(course_id, "release", pack(files))
         now = self.clock()
         with self._session() as s:
             active = self._active_release(s, course_id, assignment_id)
@@ -180,7 +177,11 @@ class ExchangeCore:
             if assignment_id:
                 q = q.where(Release.assignment_id == assignment_id)
             rows = s.scalars(q.order_by(Release.course_id, Release.assignment_id)).all()
-            return [self._release_info(r) for r in rows]
+            out = [self._release_info(r) for r in rows]
+        now = self.clock()
+        for info in out:  # the caller's own deadline, so the client can warn before a late submit
+            info["deadline"] = deadline_info(self.course(info["course_id"]), info["assignment_id"], caller.name, now)
+        return out
 
     def release_files(self, caller: Caller, course_id: str, assignment_id: str) -> tuple[dict, bytes]:
         self.require_member(caller, course_id)
@@ -208,15 +209,18 @@ class ExchangeCore:
         with self._session() as s:
             if self._active_release(s, course_id, assignment_id) is None:
                 raise ServiceError(404, f"The assignment {assignment_id!r} of {course_id!r} is not released.")
-            existing = self._by_upload(s, course_id, caller.name, upload_id)
-            if existing is not None:
-                return self._submission_info(existing) | {"duplicate": True}
         files = self._read(data)
         # What the service writes itself is never taken from the client.
         for reserved in ("timestamp.txt", "submission_secret.txt"):
             files.pop(reserved, None)
         notebooks = self._notebooks(files)
-        blob = self.store.put(course_id, "submission", pack(files))
+        packed = pack(files)
+        digest = hashlib.sha256(packed).hexdigest()
+        with self._session() as s:
+            existing = self._by_upload(s, course_id, caller.name, upload_id)
+            if existing is not None:
+                return self._duplicate(existing, assignment_id, digest)
+        blob = self._put(course_id, "submission", packed)
         now = self.clock()
         due = course.due_for(assignment_id, caller.name)
         grace = dt.timedelta(minutes=course.late_policy.grace_minutes)
@@ -240,13 +244,14 @@ class ExchangeCore:
                 existing = self._by_upload(s, course_id, caller.name, upload_id)
                 if existing is None:
                     raise
-                return self._submission_info(existing) | {"duplicate": True}
+                return self._duplicate(existing, assignment_id, digest)
             except OperationalError:
                 # The commit may or may not have happened (connection lost): keep the blob. A retry
                 # with the same upload id finds the row if it exists; unreferenced blobs are swept.
                 s.rollback()
                 raise ServiceError(503, "The grading database is unavailable; your work may not have been "
-                                        "submitted. Please submit again in a moment.") from None
+                                        "submitted. Please submit again in a moment.",
+                                   retry_after=DB_RETRY_AFTER) from None
             except BaseException:
                 s.rollback()
                 self.store.delete(blob.path)
@@ -374,7 +379,7 @@ class ExchangeCore:
             )).first()
             if sub is None:
                 raise ServiceError(404, f"{student_id} has no submission of {assignment_id!r} at {timestamp!r}.")
-            if secret is not None and not hmac.compare_digest(secret.strip(), sub.secret):
+            if secret is not None and not hmac.compare_digest(secret.strip().encode(), sub.secret.encode()):
                 raise ServiceError(409, "This feedback was generated for a different submission "
                                         "(submission_secret.txt does not match).")
             stored, old_blobs = [], []
@@ -383,7 +388,7 @@ class ExchangeCore:
             try:
                 for name, content in files.items():
                     nb = name[: -len(".html")]
-                    blob = self.store.put(course_id, "feedback", content, suffix=".html")
+                    blob = self._put(course_id, "feedback", content, suffix=".html")
                     stored.append(blob.path)
                     row = existing.get(nb)
                     if row is None:
@@ -471,25 +476,39 @@ class ExchangeCore:
         except OperationalError:
             s.rollback()  # commit in doubt: the blob stays (swept later if unreferenced)
             raise ServiceError(503, "The grading database is unavailable; nothing was changed. "
-                                    "Please try again in a moment.") from None
+                                    "Please try again in a moment.", retry_after=DB_RETRY_AFTER) from None
         except BaseException:
             s.rollback()
             if blob_path:
                 self.store.delete(blob_path)
             raise
 
+    def _put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar") -> Blob:
+        try:
+            return self.store.put(course_id, kind, data, suffix=suffix)
+        except StoreFull:
+            log.error("the submission store at %s is full: uploads are refused until space is freed",
+                      self.store.root)
+            raise ServiceError(507, "Nothing was stored: the submission store is full. Your work is still "
+                                    "in your server: please tell your instructor and try again later.") from None
+
     def _read(self, data: bytes) -> dict[str, bytes]:
         try:
             return read_archive(data, self.limits)
         except ArchiveError as e:
-            raise ServiceError(e.status, str(e)) from None
+            raise ServiceError(e.status, bounded(e, 500)) from None
 
     @staticmethod
     def _notebooks(files: dict[str, bytes]) -> list[str]:
+        for name, content in files.items():
+            if name.endswith(".ipynb"):
+                check_notebook(name, content)
         try:
             return validate_notebooks(files)
         except ArchiveError as e:
-            raise ServiceError(e.status, str(e)) from None
+            raise ServiceError(e.status, bounded(e, 500)) from None
+        except (ValueError, RecursionError, TypeError) as e:  # a validator tripped on the shape
+            raise ServiceError(422, f"a notebook is not valid: {bounded(e, 200)}") from None
 
     def _event(self, s: Session, caller: Caller, course_id: str, assignment_id: str | None, action: str,
                detail: dict | None) -> None:
@@ -501,6 +520,14 @@ class ExchangeCore:
         return s.scalars(select(Release).where(
             Release.course_id == course_id, Release.assignment_id == assignment_id, Release.active.is_(True),
         ).order_by(Release.id.desc())).first()
+
+    def _duplicate(self, existing: Submission, assignment_id: str, digest: str) -> dict:
+        """A retried upload (same id, same assignment, same content) is acknowledged again; the
+        same id for anything else is a client bug that must not silently drop this submission."""
+        if existing.assignment_id != assignment_id or existing.sha256 != digest:
+            raise ServiceError(409, "This upload id (X-Upload-Id) was already used for a different submission; "
+                                    "nothing was stored. Submit again (a new upload id is used).")
+        return self._submission_info(existing) | {"duplicate": True}
 
     @staticmethod
     def _by_upload(s: Session, course_id: str, student: str, upload_id: str) -> Submission | None:

@@ -14,19 +14,49 @@ import logging
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import InterfaceError, OperationalError
 from tornado import web
 from tornado.escape import xhtml_escape
 from tornado.ioloop import IOLoop
 
+from .. import metrics
 from ..archive import HEADER_SLACK
-from .core import Caller, CollectedEvent, ServiceError
+from .core import DB_RETRY_AFTER, Caller, CollectedEvent, ServiceError
+from .inputs import bounded, int_param, parse_body, short_param
 
 log = logging.getLogger("coursehub.grading.service")
 
 #: A refused upload is read (and dropped) up to this many times its limit, so the client sees the
 #: 413 message instead of a reset connection; beyond that the connection is closed.
 DRAIN_FACTOR = 4
+#: The hub's scope for reading metrics (JupyterHub's own /hub/metrics needs the same).
+METRICS_SCOPE = "read:metrics"
+
+
+def security_headers(handler: web.RequestHandler, page: bool) -> None:
+    """The hub's protections on every response: pages may be framed only by the hub's own origin
+    (the service is served through the hub's proxy, same origin), API answers by nobody."""
+    if page:
+        handler.set_header("Content-Security-Policy", "frame-ancestors 'self'; object-src 'none'; base-uri 'self'")
+        handler.set_header("X-Frame-Options", "SAMEORIGIN")
+    else:
+        handler.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("Referrer-Policy", "same-origin")
+
+
+def database_refusal(exc: Exception) -> ServiceError:
+    """A locked, full or unreachable grading database as the client should see it."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "disk is full" in text or "no space left" in text:
+        metrics.STORE_FULL.set(1)
+        return ServiceError(507, "The grading database's disk is full; nothing was changed. "
+                                 "Please tell your instructor and try again later.")
+    metrics.DB_BUSY.labels("service").inc()
+    return ServiceError(503, "The grading database is busy or unavailable; nothing was changed. "
+                             "Please try again in a moment.", retry_after=DB_RETRY_AFTER)
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -40,6 +70,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def hub_auth(self):  # noqa: ANN201 - HubOAuthenticated's property
         return self.settings["hub_auth"]
+
+    def set_default_headers(self) -> None:
+        security_headers(self, page=not self.token_only)
 
     @property
     def ctx(self) -> Any:
@@ -59,7 +92,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if self.public:
             return
         if self.ctx.stopping:
-            raise ServiceError(503, "The grading service is restarting; please try again in a moment.")
+            raise ServiceError(503, "The grading service is restarting; please try again in a moment.",
+                               retry_after=DB_RETRY_AFTER)
         if self.token_only and not self.request.headers.get("Authorization"):
             raise ServiceError(401, "Sign-in required: send your JupyterHub token in the Authorization header.")
         model = await self.hub_auth.get_user(self, sync=False)
@@ -85,13 +119,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await IOLoop.current().run_in_executor(self.ctx.executor, lambda: fn(*args, **kwargs))
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError) as e:
             log.warning("database unavailable during %s %s", self.request.method, self.request.path)
-            raise ServiceError(503, "The grading database is unavailable; nothing was changed. "
-                                    "Please try again in a moment.") from None
+            raise database_refusal(e) from None
         except RuntimeError:
             if self.ctx.stopping:  # the worker pool is shut down
-                raise ServiceError(503, "The grading service is restarting; please try again in a moment.") from None
+                raise ServiceError(503, "The grading service is restarting; please try again in a moment.",
+                                   retry_after=DB_RETRY_AFTER) from None
             raise
 
     def write_json(self, data: Any, status: int = 200) -> None:
@@ -110,10 +144,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def flag(self, name: str) -> bool:
         return self.get_argument(name, "0").lower() in ("1", "true", "yes")
 
+    def param(self, name: str) -> str | None:
+        """A short query argument (ids, timestamps); empty means absent, overlong is a 400."""
+        return short_param(self.get_argument(name, None) or None, name)
+
     def log_exception(self, typ, value, tb) -> None:  # noqa: ANN001
         if isinstance(value, ServiceError):
-            log.info("%s %s -> %d %s (%s)", self.request.method, self.request.path, value.status, value.message,
-                     self.caller.name if getattr(self, "caller", None) else "-")
+            log.info("%s %s -> %d %s (%s)", self.request.method, bounded(self.request.path), value.status,
+                     bounded(value.message, 500), self.caller.name if getattr(self, "caller", None) else "-")
             return
         super().log_exception(typ, value, tb)
 
@@ -121,7 +159,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ServiceError):
             self.set_status(exc.status)
-            message = exc.message
+            message = bounded(exc.message, 2000)
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(int(exc.retry_after)))
         elif isinstance(exc, web.HTTPError):
             message = exc.log_message or self._reason
         else:
@@ -143,15 +183,43 @@ class UploadMixin:
         limits = self.ctx.core.limits  # type: ignore[attr-defined]
         return limits.max_total_bytes + limits.max_entries * HEADER_SLACK + 10240
 
+    #: Uploads (POST) of one caller admitted at a time by the context's StudentSlots (submissions).
+    per_student = False
+
     async def prepare(self) -> None:
         self._body = bytearray()
         self._too_big = False
+        self._slot: str | None = None
+        self._working = False
         await super().prepare()  # type: ignore[misc]
         limit = self.upload_limit()
         self.request.connection.set_max_body_size(limit * DRAIN_FACTOR)  # type: ignore[attr-defined]
         length = self.request.headers.get("Content-Length")  # type: ignore[attr-defined]
-        if length and length.isdigit() and int(length) > limit * DRAIN_FACTOR:
+        if length and length.isdigit() and len(length) < 19 and int(length) > limit * DRAIN_FACTOR:
             raise ServiceError(413, self.too_big_message())
+        caller = self.caller  # type: ignore[attr-defined]
+        if self.per_student and caller is not None and self.request.method == "POST":  # type: ignore[attr-defined]
+            slots = self.ctx.slots  # type: ignore[attr-defined]
+            if not slots.try_acquire(caller.name):
+                raise ServiceError(429, f"You already have {slots.per_student} uploads in progress; this one "
+                                        "was not stored. It will be sent again in a moment.",
+                                   retry_after=slots.retry_after)
+            self._slot = caller.name
+
+    def release_slot(self) -> None:
+        if self._slot is not None:
+            self.ctx.slots.release(self._slot)  # type: ignore[attr-defined]
+            self._slot = None
+
+    def on_connection_close(self) -> None:
+        if not getattr(self, "_working", False):  # an upload still being stored keeps its slot
+            self.release_slot()
+        super().on_connection_close()  # type: ignore[misc]
+
+    def on_finish(self) -> None:
+        if getattr(self, "_slot", None) is not None:
+            self.release_slot()
+        super().on_finish()  # type: ignore[misc]
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_big:
@@ -190,8 +258,8 @@ class CoursesHandler(BaseHandler):
 
 class ReleasesHandler(BaseHandler):
     async def get(self) -> None:
-        course = self.get_argument("course", None) or None
-        assignment = self.get_argument("assignment", None) or None
+        course = self.param("course")
+        assignment = self.param("assignment")
         self.write_json(await self.run(self.core.releases, self.caller, course, assignment))
 
 
@@ -212,33 +280,43 @@ class ReleaseHandler(UploadMixin, BaseHandler):
 
 @web.stream_request_body
 class SubmissionsHandler(UploadMixin, BaseHandler):
+    per_student = True
+
     async def post(self, course_id: str, assignment_id: str) -> None:
-        upload_id = self.request.headers.get("X-Upload-Id") or None
-        info = await self.run(self.core.submit, self.caller, course_id, assignment_id, self.body(), upload_id)
-        self.ctx.metrics.count("coursehub_submissions_total", late=str(info["late"]).lower(),
-                               duplicate=str(info["duplicate"]).lower())
+        upload_id = short_param(self.request.headers.get("X-Upload-Id") or None, "X-Upload-Id", 64)
+        body = self.body()
+        self._working = True
+        try:
+            info = await self.run(self.core.submit, self.caller, course_id, assignment_id, body, upload_id)
+        finally:
+            self._working = False
+            self.release_slot()
+        kind = "duplicate" if info["duplicate"] else ("late" if info["late"] else "on_time")
+        metrics.SUBMISSIONS_RECEIVED.labels(kind).inc()
         info.pop("blob_path", None)
         self.write_json(info, status=200 if info["duplicate"] else 201)
 
+    def on_finish(self) -> None:
+        if self.request.method == "POST" and self.get_status() >= 400:
+            metrics.SUBMISSIONS_REFUSED.labels(metrics.refused_reason(self.get_status())).inc()
+        super().on_finish()
+
     async def get(self, course_id: str, assignment_id: str) -> None:
         rows = await self.run(self.core.submissions, self.caller, course_id, assignment_id,
-                              self.get_argument("student", None) or None, self.flag("mine"))
+                              self.param("student"), self.flag("mine"))
         self.write_json([_public(r) for r in rows])
 
 
 class SubmissionListHandler(BaseHandler):
     async def get(self) -> None:
-        rows = await self.run(
-            self.core.submissions, self.caller, self.get_argument("course", None) or None,
-            self.get_argument("assignment", None) or None, self.get_argument("student", None) or None,
-            self.flag("mine"),
-        )
+        rows = await self.run(self.core.submissions, self.caller, self.param("course"), self.param("assignment"),
+                              self.param("student"), self.flag("mine"))
         self.write_json([_public(r) for r in rows])
 
 
 class CollectionHandler(BaseHandler):
     async def get(self, course_id: str, assignment_id: str) -> None:
-        due_arg = self.get_argument("duedate", None)
+        due_arg = self.param("duedate")
         try:
             fallback = dt.datetime.fromisoformat(due_arg) if due_arg else None
         except ValueError:
@@ -247,14 +325,15 @@ class CollectionHandler(BaseHandler):
             fallback = fallback.replace(tzinfo=dt.UTC)
         rows = await self.run(self.core.collection, self.caller, course_id, assignment_id,
                               before_duedate=self.flag("before_duedate"),
-                              student_id=self.get_argument("student", None) or None, fallback_due=fallback)
+                              student_id=self.param("student"), fallback_due=fallback)
         self.write_json([_public(r) for r in rows])
 
     async def post(self, course_id: str, assignment_id: str) -> None:
-        try:
-            ids = [int(i) for i in json.loads(self.request.body or b"{}").get("ids", [])]
-        except (ValueError, TypeError, AttributeError):
-            raise ServiceError(400, 'send {"ids": [submission ids]}') from None
+        data = parse_body(self.request.body)
+        raw = data.get("ids", []) if isinstance(data, dict) else None
+        if not isinstance(raw, list) or len(raw) > 10_000:
+            raise ServiceError(400, 'send {"ids": [submission ids]} (at most 10,000)')
+        ids = [int_param(i, "each id") for i in raw]
         infos, data = await self.run(self.core.collection_archive, self.caller, course_id, assignment_id, ids)
         self.write_tar(data)
         if infos:
@@ -266,10 +345,10 @@ class CollectionHandler(BaseHandler):
 @web.stream_request_body
 class FeedbackReleaseHandler(UploadMixin, BaseHandler):
     async def put(self, course_id: str, assignment_id: str, student_id: str) -> None:
-        timestamp = self.get_argument("timestamp", "")
+        timestamp = self.param("timestamp")
         if not timestamp:
             raise ServiceError(400, "the submission's timestamp is required (?timestamp=...)")
-        secret = self.request.headers.get("X-Submission-Secret") or None
+        secret = short_param(self.request.headers.get("X-Submission-Secret") or None, "X-Submission-Secret")
         info = await self.run(self.core.release_feedback, self.caller, course_id, assignment_id, student_id,
                               timestamp, self.body(), secret)
         self.write_json(info, status=201)
@@ -278,7 +357,7 @@ class FeedbackReleaseHandler(UploadMixin, BaseHandler):
 class FeedbackHandler(BaseHandler):
     async def get(self, course_id: str, assignment_id: str) -> None:
         data = await self.run(self.core.feedback_archive, self.caller, course_id, assignment_id,
-                              self.get_argument("student", None) or None)
+                              self.param("student"))
         self.write_tar(data)
 
 
@@ -288,11 +367,32 @@ class EventsHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    """Prometheus metrics for a hub token with `read:metrics` (a Prometheus service's role)."""
+
+    public = True  # not a course user: checked below against the token's scopes instead
+
+    async def get(self) -> None:
+        if not self.request.headers.get("Authorization"):
+            raise ServiceError(401, "Metrics need a hub token with the read:metrics scope "
+                                    "(Authorization: token ...).")
+        model = await self.hub_auth.get_user(self, sync=False)
+        if not model:
+            raise ServiceError(401, "The token was not accepted by the hub.")
+        if METRICS_SCOPE not in (model.get("scopes") or []):
+            raise ServiceError(403, "This token lacks the read:metrics scope.")
+        await self.run(self.ctx.refresh_metrics)
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(metrics.exposition())
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown routes: a JSON 404 with the same headers as every other answer."""
+
     public = True
 
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/plain; version=0.0.4")
-        self.finish(self.ctx.metrics.render())
+    def prepare(self) -> None:  # type: ignore[override]
+        raise ServiceError(404, "There is nothing at this address in the grading service.")
 
 
 class HomeHandler(BaseHandler):

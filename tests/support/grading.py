@@ -91,3 +91,72 @@ def running_service(tmp_path: Path, courses_dir: Path, hub: FakeHub, env: dict |
         raise
     finally:
         svc.stop()
+
+
+@dataclass
+class InProcessService:
+    """The grading service's tornado app on a thread of this process (tests that inject faults
+    into its core or storage; the real process is `running_service`)."""
+
+    url: str
+    app: object
+    core: object
+    settings: object
+
+    @property
+    def ctx(self):  # noqa: ANN201 - the app's ServiceContext
+        return self.app.settings["coursehub"]  # type: ignore[attr-defined]
+
+
+@contextmanager
+def inprocess_service(tmp_path: Path, courses_dir: Path, hub: FakeHub, core_factory=None,  # noqa: ANN001
+                      extra_handlers: list | None = None, **app_kwargs: object) -> Iterator[InProcessService]:
+    """Serve `make_app` on 127.0.0.1 from a thread. `core_factory(settings)` may build the core
+    (default: the configured database and storage, schema created)."""
+    import asyncio
+    import threading
+
+    from coursehub.grading.db import check_schema, make_engine
+    from coursehub.grading.service.app import make_app, make_core
+    from coursehub.platform.settings import load_settings
+
+    port = free_port()
+    settings_file = write_settings(tmp_path, courses_dir, port)
+    env = hub.service_env(port)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    settings = load_settings(settings_file)
+    if core_factory is None:
+        engine = make_engine(settings.grading_db_url())
+        check_schema(settings.grading_db_url(), engine)
+        core = make_core(settings, engine)
+    else:
+        core = core_factory(settings)
+    app = make_app(settings, core=core, extra_handlers=extra_handlers, **app_kwargs)  # type: ignore[arg-type]
+    ready = threading.Event()
+    state: dict = {}
+
+    def run() -> None:
+        async def main() -> None:
+            server = app.listen(port, address="127.0.0.1")
+            state["stop"], state["loop"] = asyncio.Event(), asyncio.get_running_loop()
+            ready.set()
+            await state["stop"].wait()
+            server.stop()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run, daemon=True, name="grading-inprocess")
+    thread.start()
+    ready.wait(10)
+    try:
+        yield InProcessService(f"http://127.0.0.1:{port}/services/grading/", app, core, settings)
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(10)
+        app.settings["coursehub"].executor.shutdown(wait=False, cancel_futures=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -35,14 +35,15 @@ def env(tmp_path_factory):
     write_course(courses, "other-1", {}, [{"id": "hw"}])
     hub = FakeHub().start()
     tokens = {u: hub.add_user(u, g) for u, g in USERS.items()}
+    # the gradebook exists before the service starts (which then syncs course.yaml's deadlines into it)
+    state = root / "svc" / "state"
+    gradebook = state / "course-dirs" / COURSE / "gradebook.db"
+    gradebook.parent.mkdir(parents=True, exist_ok=True)
+    build_gradebook(f"sqlite:///{gradebook}", students=[StudentRow("stu", "Stu", "Dent"),
+                    StudentRow("=2+2", "Eve", "Il")] + [StudentRow(f"s{i}") for i in range(8)],
+                    assignment_names=["ps1", "ps2"], submit_rate=1.0, seed=2)
     try:  # the dashboard plugin is in the default settings (grading.plugins)
         with running_service(root / "svc", courses, hub) as svc:
-            state = root / "svc" / "state"
-            gradebook = state / "course-dirs" / COURSE / "gradebook.db"
-            gradebook.parent.mkdir(parents=True, exist_ok=True)
-            build_gradebook(f"sqlite:///{gradebook}", students=[StudentRow("stu", "Stu", "Dent"),
-                            StudentRow("=2+2", "Eve", "Il")] + [StudentRow(f"s{i}") for i in range(8)],
-                            assignment_names=["ps1", "ps2"], submit_rate=1.0, seed=2)
             yield svc, tokens, state
     finally:
         hub.stop()

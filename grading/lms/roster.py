@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from coursehub.platform.lti.roles import course_role
+from coursehub.platform.lti.roles import course_role, is_course_role
 
 from .models import RosterRow, utcnow
 from .records import LaunchServices, PlatformRegistration
@@ -44,6 +44,7 @@ class RosterReport:
     complete: bool = True
     pages: int = 0
     problem: str = ""
+    observers: int = 0  # members with only observer or mentor roles: no course group
 
 
 async def _maybe(result):  # noqa: ANN001
@@ -64,6 +65,9 @@ async def sync_roster(sessions: sessionmaker[Session], client: ServiceClient, sv
             continue
         if str(m.get("status", "Active")).lower() in ("inactive", "deleted"):
             gone.add(uid)
+        elif not is_course_role(course_role(m.get("roles") or [])):
+            gone.add(uid)  # observers and mentors get no course role, as at launch
+            report.observers += 1
         else:
             active[uid] = m
     report.members = len(active)

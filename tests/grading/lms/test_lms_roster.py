@@ -132,3 +132,23 @@ async def test_next_page_on_another_host_is_refused(sessions, platform, lms, cli
         del ags.MembershipsHandler.set_header
     assert not any("evil" in url for _m, url in http.calls)
     assert roster(sessions) == {}, "nothing recorded from a half-read roster"
+
+
+MENTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Mentor"
+OBSERVER = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#Observer"
+
+
+@pytest.mark.parametrize("observing", [MENTOR, OBSERVER])
+async def test_observers_and_mentors_get_no_course_group(sessions, platform, lms, client, gradebook_url, observing):
+    lms.members["ctx1"] = [member("ann"), member("prof", INSTRUCTOR), member("tim", TA), member("parent", observing)]
+    svc = launch(platform, lms, "prof")
+    groups = Recorder()
+    report = await sync_roster(sessions, client, svc, GradebookSink(gradebook_url, groups=groups), Names())
+    assert report.observers == 1 and report.members == 3
+    assert "fake-parent" not in set().union(*groups.groups.values())
+    assert "parent" not in roster(sessions)
+
+    # a TA who becomes an observer leaves the course's staff at the next sync
+    lms.members["ctx1"] = [member("ann"), member("prof", INSTRUCTOR), member("tim", observing)]
+    report = await sync_roster(sessions, client, svc, GradebookSink(gradebook_url, groups=groups), Names())
+    assert report.left == ["fake-tim"] and roster(sessions)["tim"].status == "left"

@@ -21,6 +21,13 @@ STAFF_ONLY_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
 )
+#: coursehub's Assignments panel server side (exchange calls off the event loop, readable errors,
+#: late warning) replaces nbgrader's, on the same routes (grading/exchange/panel.py).
+PANEL_EXTENSION = "coursehub.grading.exchange.panel"
+REPLACED_SERVER_EXTENSIONS = ("nbgrader.server_extensions.assignment_list",)
+#: The formgrader runs in an iframe of the staff's own Lab: their server may be framed by itself
+#: (Jupyter Server's default; JupyterHub's single-user default is 'none', which left it blank).
+STAFF_CSP = "frame-ancestors 'self'"
 
 
 
@@ -35,12 +42,21 @@ def write_role_configs(root: Path, settings: Settings) -> None:
         (folder / "labconfig").mkdir(parents=True, exist_ok=True)
         staff = role == "staff"
         page_config = {"disabledExtensions": {p: True for p in STAFF_ONLY_LAB_PLUGINS} if not staff else {}}
-        server_config = {
-            "ServerApp": {"jpserver_extensions": {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}}
-        }
+        server_config = {"ServerApp": server_app_config(staff=staff)}
         _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
         _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))
         _write_if_changed(folder / "nbgrader_config.py", nbgrader_config(settings, staff=staff))
+
+
+def server_app_config(*, staff: bool) -> dict:
+    """The `ServerApp` section of a role's jupyter_server_config.json."""
+    extensions = {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}
+    extensions.update({e: False for e in REPLACED_SERVER_EXTENSIONS})
+    extensions[PANEL_EXTENSION] = True
+    config: dict = {"jpserver_extensions": extensions}
+    if staff:
+        config["tornado_settings"] = {"headers": {"Content-Security-Policy": STAFF_CSP}}
+    return config
 
 
 def nbgrader_config(settings: Settings, *, staff: bool) -> str:

@@ -6,6 +6,10 @@ backed by the grading service. A user server is configured with (see `factory_co
     ... (FACTORY_CLASSES)
     c.CoursehubExchange.service_url = "http://127.0.0.1:8090/services/grading/"
 
+User servers also load `coursehub.grading.exchange.panel`, a Jupyter server extension that replaces
+nbgrader's `assignment_list` one: the Assignments panel's exchange calls run off the server's event
+loop, failures arrive as one sentence, a late submit is announced first and receipted after.
+
 The classes are imported lazily, so `coursehub.grading.exchange.launch` (used by the hub) does
 not pull nbgrader into the hub process.
 """

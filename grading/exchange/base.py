@@ -2,7 +2,9 @@
 
 Every request carries the server's hub token (`$JUPYTERHUB_API_TOKEN`); the service derives the
 user and the time from it and its own clock. Errors from the service become `ExchangeError`s with
-the service's message, which nbgrader shows to the user (CLI, Assignments panel, formgrader).
+the service's one-sentence message, which nbgrader shows to the user (CLI, Assignments panel,
+formgrader). Timeouts are short and retries are urllib3's (honouring Retry-After), so a slow or
+hung service makes a call fail within seconds instead of holding the user's server for minutes.
 """
 
 from __future__ import annotations
@@ -10,14 +12,42 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
 import requests
 from nbgrader.exchange.abc import Exchange as ABCExchange
+from nbgrader.exchange.abc.exchange import ExchangeError
+from requests.adapters import HTTPAdapter
 from traitlets import Bool, Float, Integer, Unicode, default
+from urllib3.util.retry import Retry
 
-RETRY_STATUSES = {502, 503, 504}
+RETRY_STATUSES = frozenset({502, 503, 504})
+UNAVAILABLE = ("Assignments are temporarily unavailable (the grading service is not answering); "
+               "your work in this server is safe, so please try again in a minute.")
+
+
+class ServiceUnavailable(ExchangeError):
+    """The grading service did not answer in time (or said it is unavailable)."""
+
+
+class CappedRetry(Retry):
+    """urllib3's Retry, but a server's Retry-After never makes a call wait longer than `max_wait`."""
+
+    max_wait = 10.0
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.max_wait)
+
+
+def retry_policy(attempts: int) -> Retry:
+    """Retries for a call that is safe to repeat (uploads carry a retry key): connection failures
+    and 502/503/504, with exponential backoff and the server's Retry-After; never a read timeout
+    (a hung service would only make the person wait longer)."""
+    again = max(0, attempts - 1)
+    return CappedRetry(total=again, connect=again, read=0, status=again, other=0,
+                       status_forcelist=RETRY_STATUSES, allowed_methods=None, backoff_factor=0.5,
+                       backoff_max=5.0, respect_retry_after_header=True, raise_on_status=False)
 
 
 class CoursehubExchange(ABCExchange):
@@ -46,8 +76,12 @@ class CoursehubExchange(ABCExchange):
         "Exchange.path_includes_course).",
     ).tag(config=True)
 
-    timeout = Float(120.0, help="Seconds to wait for the grading service per request.").tag(config=True)
-    retries = Integer(4, help="Attempts for requests that are safe to repeat (uploads carry a retry key).").tag(
+    connect_timeout = Float(3.0, help="Seconds to wait for a connection to the grading service.").tag(config=True)
+    read_timeout = Float(10.0, help="Seconds to wait for the service's answer (lists, downloads).").tag(config=True)
+    upload_timeout = Float(
+        60.0, help="Seconds to wait for the service's answer to an upload (submit, release, collect)."
+    ).tag(config=True)
+    retries = Integer(3, help="Attempts for requests that are safe to repeat (uploads carry a retry key).").tag(
         config=True
     )
 
@@ -63,27 +97,26 @@ class CoursehubExchange(ABCExchange):
                       "ask your course's administrator.")
         url = self.service_url.rstrip("/") + "/api/" + path.lstrip("/")
         hdrs = {"Authorization": f"token {self.api_token}", **(headers or {})}
-        attempts = max(1, self.retries if retry else 1)
-        last = ""
-        for attempt in range(attempts):
-            try:
-                r = requests.request(method, url, params=params, data=data, json=json_body, headers=hdrs,
-                                     timeout=self.timeout)
-            except requests.RequestException as e:
-                last = f"could not reach the grading service ({type(e).__name__})"
-                r = None
-            if r is not None and r.status_code not in RETRY_STATUSES:
-                break
-            if r is not None:
-                last = self._message(r)
-            if attempt + 1 < attempts:
-                time.sleep(min(0.5 * 2**attempt, 5.0))
-        else:
-            self.fail(f"The grading service is unavailable: {last}. Please try again in a moment.")
+        read = self.upload_timeout if method in ("POST", "PUT") else self.read_timeout
+        try:
+            with requests.Session() as session:
+                session.mount(url, HTTPAdapter(max_retries=retry_policy(self.retries if retry else 1)))
+                r = session.request(method, url, params=params, data=data, json=json_body, headers=hdrs,
+                                    timeout=(self.connect_timeout, read))
+        except requests.RequestException as e:
+            self.log.warning("%s %s failed: %s", method, url, type(e).__name__)
+            self.unavailable()
+        if r.status_code in RETRY_STATUSES:
+            self.log.warning("%s %s: HTTP %d %s", method, url, r.status_code, self._message(r))
+            self.unavailable()
         if r.status_code in ok or r.status_code in allow:
             return r
         self.fail(self._message(r))
         raise AssertionError("unreachable")
+
+    def unavailable(self) -> None:
+        self.log.error(UNAVAILABLE)
+        raise ServiceUnavailable(UNAVAILABLE)
 
     @staticmethod
     def _message(r: requests.Response) -> str:

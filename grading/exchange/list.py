@@ -67,6 +67,13 @@ class ExchangeList(CoursehubExchange, ABCList):
             out.append(info)
         return out
 
+    def deadline(self) -> dict | None:
+        """The signed-in user's deadline and the course's late policy for the assignment, with the
+        service's current time (None: no deadline, or a service that does not say)."""
+        cd = self.coursedir
+        rows = self.api("GET", "releases", params={"course": cd.course_id, "assignment": cd.assignment_id}).json()
+        return next((r.get("deadline") for r in rows if r["assignment_id"] == cd.assignment_id), None)
+
     # --- submitted --------------------------------------------------------------------------------
     def submitted(self) -> list[dict]:
         cd = self.coursedir

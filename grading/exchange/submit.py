@@ -15,6 +15,7 @@ from nbgrader.utils import find_all_notebooks
 
 from ..archive import collect_dir, pack
 from .base import CoursehubExchange
+from .lateness import receipt
 
 
 def _q(value: str) -> str:
@@ -22,6 +23,9 @@ def _q(value: str) -> str:
 
 
 class ExchangeSubmit(CoursehubExchange, ABCSubmit):
+    #: One sentence after a successful submit (the service's time, on time or late).
+    receipt: str | None = None
+
     def init_src(self) -> None:
         cd = self.coursedir
         if self.path_includes_course:
@@ -46,15 +50,17 @@ class ExchangeSubmit(CoursehubExchange, ABCSubmit):
         extra = [nb for nb in submitted if nb not in released_nbs]
         if not missing and not extra:
             return
+        a = self.coursedir.assignment_id
+        if missing and self.strict:
+            self.fail(f"{a} was not submitted: {_names(missing)} {'is' if len(missing) == 1 else 'are'} missing "
+                      "(keep the released notebooks' names).")
+        # The log keeps nbgrader's own listing (what `nbgrader submit` users know).
         diff = "Expected:\n\t{}\nSubmitted:\n\t{}".format(
             "\n\t".join(f"{nb}: {'MISSING' if nb in missing else 'FOUND'}" for nb in released_nbs),
             "\n\t".join(f"{nb}: {'EXTRA' if nb in extra else 'OK'}" for nb in submitted),
         )
-        if missing and self.strict:
-            self.fail(f"Assignment {self.coursedir.assignment_id} not submitted. "
-                      f"There are missing notebooks for the submission:\n{diff}")
         self.log.warning("Possible missing notebooks and/or extra notebooks submitted for assignment %s:\n%s",
-                         self.coursedir.assignment_id, diff)
+                         a, diff)
 
     def copy_files(self) -> None:
         cd = self.coursedir
@@ -69,7 +75,8 @@ class ExchangeSubmit(CoursehubExchange, ABCSubmit):
         files.pop("submission_secret.txt", None)
         size = sum(len(v) for v in files.values())
         if size > 1000 * cd.max_dir_size:
-            self.fail(f"Directory size is too big. Size is {size}, maximum size is {1000 * cd.max_dir_size}")
+            self.fail(f"{cd.assignment_id} was not submitted: its files add up to {_mib(size)}; the limit is "
+                      f"{_mib(1000 * cd.max_dir_size)}.")
         self.log.info("Source: %s", self.src_path)
         r = self.api(
             "POST", f"courses/{_q(cd.course_id)}/assignments/{_q(cd.assignment_id)}/submissions",
@@ -79,6 +86,14 @@ class ExchangeSubmit(CoursehubExchange, ABCSubmit):
         info = r.json()
         self.timestamp = info["timestamp"]
         self.submission = info
-        if info.get("late"):
-            self.log.warning("This submission is late: the deadline was %s.", info.get("due_at"))
+        self.receipt = receipt(info)
+        (self.log.warning if info.get("late") else self.log.info)(self.receipt)
         self.log.info("Submitted as: %s %s %s", cd.course_id, cd.assignment_id, info["timestamp"])
+
+
+def _names(notebooks: list[str]) -> str:
+    return ", ".join(notebooks)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"

@@ -17,6 +17,8 @@ from pathlib import Path
 from coursehub.platform.courses import Catalog
 from coursehub.platform.settings import Settings
 
+from ..deadlines import sync_course_dir
+
 
 def course_dirs_root(settings: Settings) -> Path:
     return settings.state_dir / "course-dirs"
@@ -46,5 +48,6 @@ def ensure_course_dirs(settings: Settings, catalog: Catalog) -> list[Path]:
                 dest = root / "source" / a.id
                 if src.is_dir() and not dest.exists():
                     shutil.copytree(src, dest)
+        sync_course_dir(root, course)  # course.yaml's deadlines into the gradebook (the formgrader's)
         made.append(root)
     return made

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("coursehub.grading.export.cli", "export a course's grades (CSV, Canvas import, xlsx)"),
     "grading-db": ("coursehub.grading.dbcli", "show or upgrade the grading database schema"),
     "textbook": ("coursehub.platform.textbook.cli", "build a course's textbook; print launch links of its pages"),
+    "backup": ("coursehub.backup", "copy everything the platform keeps, consistently, while it runs"),
+    "restore": ("coursehub.restore", "put a backup back into an empty state folder"),
     "env": ("coursehub.platform.environments_cli", "lock, build and image a course's environment (environment/ folder)"),
     "loadtest": ("coursehub.loadtest.cli", "load-test a running coursehub: lecture start (launches) or deadline (submissions)"),
 }

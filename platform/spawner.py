@@ -7,7 +7,9 @@ Jupyter configuration (formgrader, create-assignment), students the student one.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import pwd
 import re
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from . import isolation
 from .profiles import CourseProfile, courses_of, is_staff
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -69,13 +72,32 @@ def apply_course_option(spawner: CourseSpawnerMixin, user_options: dict) -> None
     spawner.selected_course()
 
 
+_hardened: set[Path] = set()
+
+
+def _harden_once(state_dir: Path) -> None:
+    """The hub may run without `coursehub up` (jupyterhub -f ...): close the state folder anyway."""
+    if state_dir not in _hardened:
+        isolation.harden_state_dir(state_dir)
+        _hardened.add(state_dir)
+
+
 class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
-    """SimpleLocalProcessSpawner with per-user homes under the state folder and course profiles."""
+    """Per-user homes under the state folder, course profiles, and the isolation `coursehub up` chose
+    (platform/isolation.py): a system account and a sandbox per user, a sandbox only, or none."""
 
     homes_dir = Unicode(config=True, help="Folder holding one home folder per user.")
     role_config_root = Unicode(
         config=True, help="Folder with 'student' and 'staff' Jupyter config folders (written by coursehub)."
     )
+    isolation_mode = Unicode(config=True, help="users | sandbox | none (default: $COURSEHUB_USER_ISOLATION).")
+
+    _account: pwd.struct_passwd | None = None
+
+    @default("isolation_mode")
+    def _default_isolation_mode(self) -> str:
+        mode = os.environ.get(isolation.MODE_ENV, "none")
+        return mode if mode in isolation.MODES else "none"
 
     @default("home_dir")
     def _default_home_dir(self) -> str:
@@ -83,7 +105,7 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
 
     def get_args(self) -> list[str]:
         args = super().get_args()
-        if os.geteuid() == 0:  # containers and CI run as root; the hub runs servers as itself
+        if os.geteuid() == 0 and self.isolation_mode != "users":  # the server itself runs as root
             args.append("--ServerApp.allow_root=True")
         return args
 
@@ -98,10 +120,72 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
             env["COURSEHUB_ROLE"] = role
         return env
 
+    def user_env(self, env: dict) -> dict:
+        env = super().user_env(env)
+        if self._account is not None:
+            env["USER"] = env["LOGNAME"] = self._account.pw_name
+        return env
+
+    def make_preexec_fn(self, name: str):  # noqa: ANN201 - JupyterHub's signature
+        home, private = self.home_dir, self.isolation_mode != "none"
+
+        def preexec() -> None:
+            if private:
+                os.umask(0o007)  # new files: the user's, and their course staff group's
+            os.makedirs(home, 0o700 if private else 0o755, exist_ok=True)
+            os.chdir(home)
+
+        return preexec
+
+    def taught_course_dirs(self) -> dict[str, Path]:
+        """{course: shared nbgrader folder} of the courses this user teaches (instructor or TA)."""
+        root = self._settings().state_dir / "course-dirs"
+        return {c: root / c for c, roles in self.user_course_roles().items() if is_staff(roles)}
+
+    def _settings(self):  # noqa: ANN202 - the hub's settings (COURSEHUB_SETTINGS)
+        from .settings import load_settings
+
+        return load_settings()
+
+    async def _isolate(self) -> list[str]:
+        """Prepare the account and home; the command prefix that confines the server."""
+        mode = self.isolation_mode
+        home = Path(self.home_dir)
+        if mode == "none":
+            self.log.warning("Server of %s runs without isolation (local mode for trying coursehub)", self.user.name)
+            return []
+        settings = self._settings()
+        taught = self.taught_course_dirs()
+        self._account = None
+        if mode == "users":
+            await asyncio.to_thread(_harden_once, settings.state_dir)
+            self._account = await asyncio.to_thread(isolation.ensure_account, self.user.name, home)
+            await asyncio.to_thread(isolation.share_course_dirs, self._account, taught, list(self.course_profiles))
+        else:
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        hidden = [settings.state_dir, Path(self.homes_dir), settings.storage_dir(), settings.courses_dir]
+        read_only = [settings.state_dir / d for d in isolation.PUBLIC if (settings.state_dir / d).is_dir()]
+        if self._account is not None:
+            for folder in read_only:
+                await asyncio.to_thread(isolation.readable_by_all, folder)
+        wrapper = isolation.sandbox_command(
+            [], home=home, hidden=hidden, read_only=read_only,
+            read_write=[d for d in taught.values() if d.is_dir()], account=self._account,
+        )
+        self.log.info("Server of %s runs as %s in a sandbox (isolation: %s)", self.user.name,
+                      self._account.pw_name if self._account else pwd.getpwuid(os.geteuid()).pw_name, mode)
+        return wrapper
+
     async def start(self):  # noqa: ANN201 - JupyterHub's signature
         profile = self.selected_course()  # refuses courses the user does not belong to
         if profile is not None:
             self.default_url = profile.default_url
             self.mem_limit = profile.mem_limit
             self.cpu_limit = profile.cpu_limit
-        return await super().start()
+        wrapper = await self._isolate()
+        base = list(self.cmd)
+        self.cmd = wrapper + base
+        try:
+            return await super().start()
+        finally:
+            self.cmd = base

@@ -2,8 +2,10 @@
 
 It validates the settings and courses first (so mistakes show as file/key messages, not hub
 tracebacks), writes the effective settings into the state folder, and runs JupyterHub, which
-starts the proxy and the coursehub services. Ctrl-C stops them all; the state folder keeps users,
-servers' homes and grades for the next run.
+starts the proxy and the coursehub services. Ctrl-C, SIGTERM or SIGHUP stop them all: the hub gets
+`COURSEHUB_STOP_GRACE` seconds (30) to stop what it started, then whatever is left of the process
+tree is killed (`up` is a child subreaper, so even detached processes come back to it). The state
+folder keeps users, servers' homes and grades for the next run; one `up` at a time may use it.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from pathlib import Path
 
 import yaml
 
+from . import isolation, proctree
 from .courses import load_catalog
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .settings import Settings, load_settings
 
 CONFIG_FILE = Path(__file__).with_name("jupyterhub_config.py")
+#: Public ports tried, in order, when the hub's port is not chosen (`--port` or the settings file).
+DEFAULT_PORTS = range(8000, 8100)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, help="public port of the hub (default 8000)")
+    p.add_argument("--port", type=int, help="public port of the hub (default 8000, or the next free one)")
     p.add_argument("--state-dir", type=Path, help="where users, homes and grades are kept (default .coursehub/)")
     p.add_argument("--settings", type=Path, help="platform settings file (default: built-in local settings)")
 
@@ -37,12 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace) -> Settings:
     """Load, override and validate; write the effective settings for the hub process to read."""
     settings = load_settings(args.settings, state_dir=args.state_dir)
-    if args.port:
-        settings.hub.port = args.port
     if not settings.local:
-        from .errors import Problem
-
         raise ConfigError([Problem(settings.source, "mode", "`coursehub up` runs the local platform (mode: local)")])
+    choose_ports(settings, args.port)
     load_catalog(settings.courses_dir)
     if "build_at_start" not in settings.textbook.model_fields_set:
         settings.textbook.build_at_start = True  # a newcomer's first look at the book should not wait
@@ -50,7 +52,34 @@ def prepare(args: argparse.Namespace) -> Settings:
     effective = settings.state_dir / "settings.effective.yaml"
     data = json.loads(settings.model_dump_json())
     effective.write_text("# Written by `coursehub up`; edit your settings file instead.\n" + yaml.safe_dump(data))
+    effective.chmod(0o600)  # may hold database URLs with passwords
     return settings.model_copy(update={"source": effective})
+
+
+def choose_ports(settings: Settings, cli_port: int | None) -> None:
+    """Ports nobody chose are picked free (so two platforms run side by side); a chosen port that is
+    taken is a clear error naming where it was chosen."""
+    where = settings.source
+    if cli_port:
+        settings.hub.port = cli_port
+        _require_free(settings.hub.ip, cli_port, Path("command line"), "--port", "the hub")
+    elif "port" in settings.hub.model_fields_set:
+        _require_free(settings.hub.ip, settings.hub.port, where, "hub.port", "the hub")
+    else:
+        settings.hub.port = next((p for p in DEFAULT_PORTS if port_free(settings.hub.ip, p)), 0) or free_port()
+    for key, port in (("hub.hub_port", settings.hub.hub_port), ("hub.proxy_api_port", settings.hub.proxy_api_port)):
+        if port:
+            _require_free("127.0.0.1", port, where, key, "an internal endpoint")
+    if "port" in settings.grading.model_fields_set:
+        _require_free("127.0.0.1", settings.grading.port, where, "grading.port", "the grading service")
+    else:
+        settings.grading.port = free_port()
+
+
+def _require_free(ip: str, port: int, file: Path | None, key: str, what: str) -> None:
+    if not port_free(ip, port):
+        raise ConfigError([Problem(file, key, f"port {port} (for {what}) is already in use; choose "
+                                   "another, or leave it unset to use a free one")])
 
 
 def port_free(ip: str, port: int) -> bool:
@@ -61,6 +90,12 @@ def port_free(ip: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> str | None:
@@ -75,12 +110,13 @@ def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> str |
     return None
 
 
-def banner(settings: Settings, version: str) -> str:
+def banner(settings: Settings, version: str, mode: str = "none") -> str:
     url = settings.public_url()
     lines = [
         "",
         f"  coursehub is running (JupyterHub {version}) at {url}/",
         f"  state folder: {settings.state_dir}",
+        f"  isolation: {isolation.describe(mode)}",
     ]
     if settings.auth.lti.local_lms and not settings.auth.dev_login:
         lines.append(f"  sign in: open {url}/hub/lms and launch an assignment as a student or an instructor")
@@ -97,29 +133,37 @@ def run(args: argparse.Namespace) -> int:
         for p in e.problems:
             print(f"error: {p}", file=sys.stderr)
         return 1
-    for name, port in (("hub", settings.hub.port), ("hub API", settings.hub.hub_port),
-                       ("proxy API", settings.hub.proxy_api_port)):
-        if port and not port_free(settings.hub.ip if name == "hub" else "127.0.0.1", port):
-            print(f"error: port {port} ({name}) is already in use; choose another with --port "
-                  "or the settings file", file=sys.stderr)
-            return 1
-    env = {**os.environ, "COURSEHUB_SETTINGS": str(settings.source)}
+    lock = isolation.lock_state_dir(settings.state_dir)
+    if lock is None:
+        print(f"error: another `coursehub up` is using the state folder {settings.state_dir}; stop it, or "
+              "give this one its own folder with --state-dir", file=sys.stderr)
+        return 1
+    mode = isolation.choose_mode()
+    if mode == "users":
+        isolation.harden_state_dir(settings.state_dir)
+    os.umask(0o007)  # what the hub and its services write is theirs (and a course's staff group's)
+    print(f"coursehub: isolation of user servers: {isolation.describe(mode)}", file=sys.stderr, flush=True)
+    proctree.become_subreaper()
+    env = {**os.environ, "COURSEHUB_SETTINGS": str(settings.source), isolation.MODE_ENV: mode}
     cmd = [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_FILE)]
-    proc = subprocess.Popen(cmd, cwd=settings.state_dir, env=env, start_new_session=True)
     # The hub runs in its own session so that one Ctrl-C reaches it once, through us; a terminal
     # closing (SIGHUP) or a process manager (SIGTERM) must stop it the same way, never orphan it.
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
+    proc = subprocess.Popen(cmd, cwd=settings.state_dir, env=env, start_new_session=True,
+                            preexec_fn=proctree.terminate_with_parent)
     try:
         version = wait_for_hub(settings.public_url(), proc)
         if version is None:
             print("error: the hub did not start; see the log above", file=sys.stderr)
             stop(proc)
             return 1
-        print(banner(settings, version), flush=True)
-        return proc.wait()
+        print(banner(settings, version, mode), flush=True)
+        code = proctree.wait(proc)
+        stop(proc)  # the hub exited by itself: what it left behind goes too
+        return code
     except KeyboardInterrupt:
-        print("\nstopping coursehub ...", file=sys.stderr)
+        print("\nstopping coursehub ...", file=sys.stderr, flush=True)
         return stop(proc)
 
 
@@ -127,13 +171,28 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
-    """SIGINT lets JupyterHub stop user servers, services and the proxy; SIGKILL the group if it hangs."""
+def stop_grace() -> float:
+    try:
+        return max(0.0, float(os.environ.get("COURSEHUB_STOP_GRACE", "30")))
+    except ValueError:
+        return 30.0
+
+
+def stop(proc: subprocess.Popen, timeout: float | None = None) -> int:
+    """SIGINT lets JupyterHub stop user servers, services and the proxy; whatever of our process tree
+    is still there after the grace period (a hung hub, a server that ignores signals) is killed."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up itself
+    timeout = stop_grace() if timeout is None else timeout
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            print(f"coursehub: the hub did not stop within {timeout:g} s; stopping what is left",
+                  file=sys.stderr, flush=True)
+    left = proctree.kill_descendants(term_wait=5)
+    if left:
+        print(f"coursehub: stopped {left} process(es) the hub left behind", file=sys.stderr, flush=True)
+    proc.wait()
     return 0

@@ -15,6 +15,10 @@ import pytest
 
 # Servers started by tests must never try the network for telemetry or updates.
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+# `coursehub up` run as root gives each hub user a Unix account: in tests they carry this prefix and
+# are removed when the session ends (tests that check isolation itself use prefixes of their own).
+TEST_ACCOUNT_PREFIX = "chtest-"
+os.environ.setdefault("COURSEHUB_UNIX_USER_PREFIX", TEST_ACCOUNT_PREFIX)
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
@@ -27,6 +31,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if INTEGRATION_DIR in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.geteuid() != 0 or os.environ.get("COURSEHUB_UNIX_USER_PREFIX") != TEST_ACCOUNT_PREFIX:
+        return
+    import grp
+    import pwd
+    import subprocess
+
+    for entry in pwd.getpwall():
+        if entry.pw_name.startswith(TEST_ACCOUNT_PREFIX):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True)
+    for g in grp.getgrall():
+        if g.gr_name.startswith(TEST_ACCOUNT_PREFIX):
+            subprocess.run(["groupdel", g.gr_name], capture_output=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

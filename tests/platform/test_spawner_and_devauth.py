@@ -85,3 +85,20 @@ async def test_dev_login_roles_and_name_rules():
     assert "course:demo-101:ta" in (await auth.authenticate(None, {"username": "Tom"}))["groups"]
     for bad in ["", "../x", "a b", "x" * 80]:
         assert await auth.authenticate(None, {"username": bad}) is None
+
+
+def test_isolation_comes_from_up_and_defaults_to_none(monkeypatch):
+    monkeypatch.delenv("COURSEHUB_USER_ISOLATION", raising=False)
+    assert LocalCourseSpawner(homes_dir="/h").isolation_mode == "none"
+    monkeypatch.setenv("COURSEHUB_USER_ISOLATION", "users")
+    assert LocalCourseSpawner(homes_dir="/h").isolation_mode == "users"
+    monkeypatch.setenv("COURSEHUB_USER_ISOLATION", "bogus")  # never a mode nobody chose
+    assert LocalCourseSpawner(homes_dir="/h").isolation_mode == "none"
+
+
+def test_only_course_staff_get_their_course_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSEHUB_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSEHUB_SETTINGS", raising=False)
+    assert spawner_for(["course:demo-101:ta", "course:x:student"]).taught_course_dirs() == {
+        "demo-101": tmp_path / "course-dirs" / "demo-101"}
+    assert spawner_for(["course:demo-101:student"]).taught_course_dirs() == {}

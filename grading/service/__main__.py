@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if swept:
         log.info("removed %d unfinished upload(s) left by an earlier stop", swept)
     core = make_core(settings, engine)
-    if settings.local:
-        ensure_course_dirs(settings, core.catalog())
+    # Locally a folder; on Kubernetes each course's shared volume, mounted by the chart (courseStorage).
+    ensure_course_dirs(settings, core.catalog())
     plugins = load_plugins(getattr(settings.grading, "plugins", []) or [])
     app = make_app(settings, core=core, plugins=plugins)
 

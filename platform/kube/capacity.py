@@ -219,6 +219,70 @@ def params_from_settings(settings, **overrides) -> PlanParams:
     return PlanParams(**values)
 
 
+# ---- deadlines ------------------------------------------------------------------------------
+
+#: Seconds one autograde Job takes end to end (pod start ~20 s + grading ~40 s): the planning
+#: figure of docs/operators/scaling.md ("Grading capacity").
+GRADE_SECONDS = 60
+#: A student's server limit more than this many times its guarantee is overcommitted.
+OVERCOMMIT_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class DeadlineLoad:
+    """The autograde rush after one assignment's due time."""
+
+    course: str
+    assignment: str
+    due: dt.datetime
+    submissions: int
+    hours_with_workers: float
+    workers_for_window: int
+    grader_nodes: int
+
+
+def deadline_loads(courses: Iterable[Course], p: PlanParams, window_hours: float = 2.0) -> list[DeadlineLoad]:
+    """For each assignment with a due time: every enrolled student submits at the deadline; how
+    long the configured workers take, and how many workers (and nodes for their Job pods, 1 CPU
+    and the sandbox memory each) would grade them within `window_hours`."""
+    out = []
+    for course in courses:
+        for a in course.assignments:
+            if a.due is None or course.enrollment <= 0:
+                continue
+            work = course.enrollment * GRADE_SECONDS
+            workers = max(1, ceil(work / (window_hours * 3600)))
+            nodes = p.node.nodes_for(cpu=workers * 1.0, memory=workers * p.autograde_memory, pods=workers)
+            out.append(DeadlineLoad(course.id, a.id, a.due, course.enrollment,
+                                    work / max(1, p.autograde_workers) / 3600, workers, nodes))
+    return sorted(out, key=lambda d: d.due)
+
+
+def overcommit_warnings(courses: Iterable[Course]) -> list[str]:
+    """Courses whose memory limit is far above the guarantee: a full node can run out of memory
+    and the kernel kills student servers (the scheduler only counts guarantees)."""
+    warn = []
+    for c in courses:
+        e = c.environment
+        ratio = parse_quantity(e.mem_limit) / max(1, parse_quantity(e.mem_guarantee))
+        if ratio > OVERCOMMIT_RATIO:
+            warn.append(f"warning: {c.id}: mem_limit {e.mem_limit} is {ratio:.1f}x mem_guarantee {e.mem_guarantee}; "
+                        "a full node can run out of memory (raise the guarantee or lower the limit)")
+    return warn
+
+
+def format_deadlines(loads: list[DeadlineLoad], workers: int, tz: dt.tzinfo) -> str:
+    if not loads:
+        return "deadlines: none with a due time and an enrollment"
+    lines = [f"deadlines (every student submits at the due time; {GRADE_SECONDS} s per submission; "
+             f"{workers} worker(s) configured):"]
+    for d in loads:
+        lines.append(f"  {d.course}/{d.assignment} due {d.due.astimezone(tz):%Y-%m-%d %H:%M}: {d.submissions} "
+                     f"submissions, {d.hours_with_workers:.1f} h with {workers} worker(s); "
+                     f"{d.workers_for_window} worker(s) and {d.grader_nodes} grader node(s) grade them in 2 h")
+    return "\n".join(lines)
+
+
 # ---- output ---------------------------------------------------------------------------------
 
 
@@ -318,4 +382,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_plan(result, tz))
     write_plot(result, args.plot, tz)
     print(f"plot written to {args.plot}")
+    print(format_deadlines(deadline_loads(courses, params), params.autograde_workers, tz))
+    for line in overcommit_warnings(courses):
+        print(line)
     return 0

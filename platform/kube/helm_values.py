@@ -33,6 +33,7 @@ from .names import (
     SETTINGS_CONFIGMAP,
     SETTINGS_FILE,
     SETTINGS_MOUNT,
+    course_claim,
 )
 from .profiles import course_profile_list
 from .schedule import week_start
@@ -77,6 +78,27 @@ def split_image(ref: str) -> dict[str, str]:
 
 def mebibytes(n: int) -> str:
     return f"{-(-n // 2**20)}Mi"
+
+
+def byte_spec(n: int) -> str:
+    """Bytes as a JupyterHub ByteSpecification ('512M' = 512 MiB): KubeSpawner's mem_guarantee and
+    mem_limit accept only K/M/G/T, not the Kubernetes 'Mi'/'Gi' suffixes."""
+    return f"{-(-n // 2**20)}M"
+
+
+#: The image the default grader image is built FROM (grading/images/grader/Dockerfile's
+#: BASE_IMAGE:BASE_TAG): courses on it are graded with the default grader image.
+GRADER_BASE_IMAGE = "quay.io/jupyter/scipy-notebook:2025-11-24"
+#: The textbooks service in the hub pod at scale (platform/textbook/service.py SCALE_PORT).
+TEXTBOOK_PORT = 8092
+
+
+def course_grader_images(grader_image: str, courses: list[Course]) -> dict[str, str]:
+    """course id -> the grader image built FROM that course's environment image, for courses not
+    on the default grader's base: '<grader repo>-<course>:<grader tag>' (docs/operators/deploy.md)."""
+    ref = split_image(grader_image)
+    return {c.id: f"{ref['name']}-{c.id}:{ref['tag']}" for c in courses
+            if c.environment.image != GRADER_BASE_IMAGE}
 
 
 def _refuse_inline_password(url: str | None, what: str, secret_key: str, settings: Settings) -> None:
@@ -141,6 +163,7 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
     boot_seconds = int(k.node_boot_minutes * 60)
     idle = settings.spawner.idle_timeout
     grading_port = settings.grading.port
+    textbook_port = settings.textbook.port or TEXTBOOK_PORT
 
     hub: dict[str, Any] = {
         "image": split_image(k.hub_image),
@@ -149,7 +172,8 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
             "Authenticator": {"enable_auth_state": True, "admin_users": sorted(settings.hub.admin_users)},
             "KubeSpawner": {"http_timeout": 120},
             "CourseKubeSpawner": {"require_course": True, "admin_sees_all_courses": False,
-                                  "role_config_root": ROLE_CONFIG_ROOT},
+                                  "role_config_root": ROLE_CONFIG_ROOT,
+                                  "course_storage_claims": {c.id: course_claim(c.id) for c in courses}},
         },
         "extraConfig": {"50-coursehub": HUB_EXTRA_CONFIG},
         "extraEnv": {"COURSEHUB_SETTINGS": SETTINGS_FILE, **db_env},
@@ -168,6 +192,12 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "concurrentSpawnLimit": max(settings.hub.concurrent_spawn_limit, capacity.spawn_limit),
         "consecutiveFailureLimit": 0,
         "services": {GRADING_SERVICE: {"url": f"http://{GRADING_NAME}:{grading_port}", "oauth_no_confirm": True}},
+        # The textbooks service runs in the hub pod (hub_setup adds it): expose its port to the proxy.
+        "service": {"extraPorts": [{"name": "textbooks", "port": textbook_port, "targetPort": textbook_port}]},
+        "networkPolicy": {"ingress": [{
+            "from": [{"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}}],
+            "ports": [{"port": textbook_port, "protocol": "TCP"}],
+        }]},
         "loadRoles": {"coursehub-grading": {"services": [GRADING_SERVICE], "scopes": GRADING_SCOPES}},
     }
     if settings.hub.active_server_limit:
@@ -178,13 +208,15 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "profileList": profiles,
         "startTimeout": max(settings.hub.start_timeout, boot_seconds + 300),
         "cpu": {"guarantee": min((e.cpu_guarantee for e in envs), default=0.25)},
-        "memory": {"guarantee": mebibytes(min((parse_quantity(e.mem_guarantee) for e in envs), default=2**29))},
+        "memory": {"guarantee": byte_spec(min((parse_quantity(e.mem_guarantee) for e in envs), default=2**29))},
         "storage": {
             "type": "dynamic",
             "capacity": max((e.storage for e in envs), key=parse_quantity, default="1Gi"),
             "dynamic": {"storageClass": k.storage_class} if k.storage_class else {},
         },
-        "cloudMetadata": {"blockWithIptables": True, "ip": CLOUD_METADATA_IP},
+        # The NetworkPolicy (cloudMetadataServer: false) blocks the metadata server; no privileged
+        # iptables init container is needed (it would break Pod Security "restricted").
+        "cloudMetadata": {"blockWithIptables": False, "ip": CLOUD_METADATA_IP},
         "networkPolicy": {
             "enabled": True,
             "egressAllowRules": {
@@ -201,13 +233,16 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
                 "ports": [{"port": grading_port, "protocol": "TCP"}],
             }],
         },
-        "extraEnv": {"COURSEHUB_GRADING_URL": f"http://{GRADING_NAME}:{grading_port}"},
+        # Direct to the service (not through the proxy), with the service prefix its routes use.
+        "extraEnv": {"COURSEHUB_GRADING_URL": f"http://{GRADING_NAME}:{grading_port}/services/{GRADING_SERVICE}/"},
         "extraFiles": role_config_files(settings),
     }
 
     seat = capacity.seat
     placeholder_replicas = 0 if k.scale_placeholders else capacity.placeholder_seats
     scheduling = {
+        # User pods only on user nodes (labelled hub.jupyter.org/node-purpose=user).
+        "userPods": {"nodeAffinity": {"matchNodePurpose": "require"}},
         "userScheduler": {"enabled": True},
         # Placeholders must have a lower priority than users, or they are never preempted.
         "podPriority": {"enabled": True},
@@ -243,6 +278,9 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "scheduling": scheduling,
         "prePuller": pre_puller,
         "cull": cull,
+        # The proxy carries every byte of every session: a guaranteed share, never evicted first.
+        "proxy": {"chp": {"resources": {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                        "limits": {"memory": "1Gi"}}}},
     }
 
 
@@ -267,7 +305,11 @@ def render(settings: Settings, catalog: Catalog, *, week_of: dt.datetime | None 
                 "passwordSecret": {"name": k.db_secret, "key": "grading-password"},
             },
         },
-        "autograde": {"image": split_image(k.grader_image)},
+        "autograde": {"image": split_image(k.grader_image),
+                      "courseImages": course_grader_images(k.grader_image, courses)},
+        "worker": {"replicas": settings.grading.workers or 2},
+        # A ReadWriteMany class (the site file sets courseStorage.storageClassName).
+        "courseStorage": {"courses": sorted(c.id for c in courses)},
         "hubState": {"enabled": True, **({"storageClassName": k.storage_class} if k.storage_class else {})},
         "scaler": {"enabled": k.scale_placeholders, "maxReplicas": max(capacity.placeholder_seats, 1) * 2},
     }

@@ -1,11 +1,11 @@
 """Names the Helm chart (helm/coursehub) and the Python code must agree on. The chart's
 values.yaml repeats them; tests/kube/test_chart.py checks that both say the same.
 
-The autograde Kubernetes executor (grading/autograde, issue 5) should label its Job pods with
-AUTOGRADE_POD_LABELS (the deny-all NetworkPolicy selects them), run them as
-AUTOGRADE_SERVICE_ACCOUNT (no token, no permissions) and create them with the grading service's
-account, whose Role allows Jobs only. In the pod, the grading Deployment also passes these as
-$COURSEHUB_AUTOGRADE_SERVICE_ACCOUNT, $COURSEHUB_AUTOGRADE_IMAGE and $COURSEHUB_NAMESPACE.
+The queue worker (its own Deployment, account WORKER_SERVICE_ACCOUNT) creates the autograde Jobs
+in a namespace of their own (AUTOGRADE_NAMESPACE_SUFFIX: no Secrets, Pod Security `restricted`,
+a quota, deny-all traffic except to the worker's job port). The Job pods carry
+AUTOGRADE_POD_LABELS, run as AUTOGRADE_SERVICE_ACCOUNT (no token, no permissions), and the
+worker Deployment passes all of this to the executor as $COURSEHUB_AUTOGRADE_* (ENV_* below).
 """
 
 from __future__ import annotations
@@ -18,6 +18,26 @@ AUTOGRADE_POD_LABELS = {**APP_LABEL, "app.kubernetes.io/component": "autograde"}
 GRADING_NAME = "coursehub-grading"
 GRADING_SERVICE_ACCOUNT = "coursehub-grading"
 AUTOGRADE_SERVICE_ACCOUNT = "coursehub-autograde"
+#: The queue worker: a Deployment, its Service (grader pods fetch inputs and return results on
+#: WORKER_JOB_PORT with a per-job token) and its account (bound only in the autograde namespace).
+WORKER_NAME = "coursehub-grading-worker"
+WORKER_SERVICE_ACCOUNT = "coursehub-grading-worker"
+WORKER_POD_LABELS = {**APP_LABEL, "app.kubernetes.io/component": "grading-worker"}
+WORKER_JOB_PORT = 8091
+#: Autograde Jobs run in "<release namespace>-autograde" unless autograde.namespace is set.
+AUTOGRADE_NAMESPACE_SUFFIX = "-autograde"
+#: One ReadWriteMany claim per course: the staff's shared nbgrader course directory.
+COURSE_CLAIM_PREFIX = "coursehub-course-"
+#: Where the course directories live in the grading and worker pods (settings.state_dir/course-dirs).
+POD_COURSE_DIRS = "/srv/coursehub/state/course-dirs"
+
+#: The executor's environment (set by the worker Deployment).
+ENV_NAMESPACE = "COURSEHUB_AUTOGRADE_NAMESPACE"
+ENV_SERVICE_ACCOUNT = "COURSEHUB_AUTOGRADE_SERVICE_ACCOUNT"
+ENV_IMAGE = "COURSEHUB_AUTOGRADE_IMAGE"
+ENV_COURSE_IMAGES = "COURSEHUB_AUTOGRADE_COURSE_IMAGES"
+ENV_CALLBACK_URL = "COURSEHUB_AUTOGRADE_CALLBACK_URL"
+ENV_LISTEN = "COURSEHUB_AUTOGRADE_LISTEN"
 #: The JupyterHub service name of the grading service (its token: Secret "hub",
 #: key "hub.services.grading.apiToken").
 GRADING_SERVICE = "grading"
@@ -30,3 +50,8 @@ SETTINGS_FILE = f"{SETTINGS_MOUNT}/settings.yaml"
 
 #: z2jh's placeholder StatefulSet (with fullnameOverride "").
 PLACEHOLDER_STATEFULSET = "user-placeholder"
+
+
+def course_claim(course_id: str) -> str:
+    """The course's shared-directory claim (course ids are DNS-safe: see platform/courses.py)."""
+    return f"{COURSE_CLAIM_PREFIX}{course_id}"

@@ -9,7 +9,10 @@ Like the local spawner (platform/spawner.py) it also
 - takes the course from `?course=<id>` (JupyterHub 6: `?opt-course=`) or `user_options["course"]`,
   which is how the LTI launch asks for a server; the profile slug is the course id;
 - gives course staff (instructor or TA of any course) the staff Jupyter configuration (formgrader,
-  create-assignment) and everyone else the student one, through JUPYTER_CONFIG_PATH.
+  create-assignment) and everyone else the student one, through JUPYTER_CONFIG_PATH;
+- mounts the course's shared nbgrader directory (its ReadWriteMany claim, `course_storage_claims`)
+  at ~/courses/<course> in the server of a user who teaches the course it was started for: staff
+  of one course share it, and the grading service and worker see what they collect.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Dict, Unicode, default
 
 from coursehub.platform.profiles import courses_of, is_staff
 
@@ -39,6 +42,16 @@ class CourseKubeSpawner(KubeSpawner):
         "", config=True,
         help="Folder in the user pod with 'student' and 'staff' Jupyter config folders (coursehub "
         "mounts them with singleuser.extraFiles); empty: no role configuration.",
+    )
+
+    course_storage_claims = Dict(
+        {}, config=True,
+        help="course id -> the claim holding that course's shared nbgrader directory (ReadWriteMany).",
+    )
+    course_storage_mount = Unicode(
+        "/home/jovyan/courses/{course}", config=True,
+        help="Where a course's shared directory appears in its staff's servers (the nbgrader config "
+        "of staff servers uses ~/courses/<course> as the course directory).",
     )
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -94,6 +107,23 @@ class CourseKubeSpawner(KubeSpawner):
                 "(Canvas, Moodle, ...) once; that adds you to it.",
             )
         await super().load_user_options()
+        self._mount_course_storage(str((self.user_options or {}).get("profile") or ""))
+
+    def _mount_course_storage(self, course: str) -> None:
+        claim = self.course_storage_claims.get(course)
+        if not claim or not is_staff(courses_of(self._user_group_names()).get(course, set())):
+            return
+        name = f"course-{course}"
+        volume = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
+        mount = {"name": name, "mountPath": self.course_storage_mount.format(course=course)}
+        if isinstance(self.volumes, dict):
+            self.volumes = {**self.volumes, name: volume}
+        else:
+            self.volumes = [*self.volumes, volume]
+        if isinstance(self.volume_mounts, dict):
+            self.volume_mounts = {**self.volume_mounts, name: mount}
+        else:
+            self.volume_mounts = [*self.volume_mounts, mount]
 
     # ---- staff or student -----------------------------------------------------------------
 

@@ -128,3 +128,33 @@ def helm_merge(defaults, overrides):
 def validate_z2jh(z2jh, values):
     schema, defaults = z2jh
     jsonschema.validate(helm_merge(defaults, values), schema)
+
+
+@pytest.fixture(scope="session")
+def helm_chart(tmp_path_factory):
+    """(chart dir with its z2jh dependency built offline, helm home) — real Helm, built once."""
+    from . import helm
+
+    work = tmp_path_factory.mktemp("helm")
+    return helm.build_chart(work), work / "helm-home"
+
+
+@pytest.fixture(scope="session")
+def helm_render(helm_chart, tmp_path_factory):
+    """render(*values dicts, everything=False) -> the objects `helm template` renders (ours only
+    unless everything=True); each values dict is one `-f` file, later ones win as in Helm."""
+    from . import helm
+
+    chart, home = helm_chart
+    folder = tmp_path_factory.mktemp("values")
+
+    def render(*values: dict, everything: bool = False) -> list[dict]:
+        files = []
+        for v in values:
+            f = folder / f"values-{len(list(folder.iterdir()))}.yaml"
+            f.write_text(yaml.safe_dump(v))
+            files.append(f)
+        docs = helm.template(chart, files, home)
+        return docs if everything else helm.ours(docs)
+
+    return render

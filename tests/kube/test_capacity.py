@@ -110,3 +110,22 @@ def test_command_rejects_bad_enrollment_override(tmp_path, capsys, two_courses):
     err = capsys.readouterr().err
     assert "COURSE=N" in err and "nosuch" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_deadline_rush_and_memory_overcommit(two_courses):
+    import datetime as dt
+
+    from coursehub.platform.courses import Assignment
+
+    stats = two_courses.get("stats-200")
+    stats = stats.model_copy(update={"assignments": [Assignment(id="hw1", due=dt.datetime(2026, 12, 1, 23, 59,
+                                                                                          tzinfo=dt.UTC))]})
+    params = PlanParams(node=NodeShape(cpu=8, memory=32 * GI), autograde_workers=2, autograde_memory=GI)
+    (load,) = capacity.deadline_loads([stats], params)
+    # 400 submissions x 60 s = 24000 s: 3.3 h with 2 workers; 4 workers grade them in 2 h (one node)
+    assert load.submissions == 400 and round(load.hours_with_workers, 1) == 3.3
+    assert load.workers_for_window == 4 and load.grader_nodes == 1
+    ml = two_courses.get("ml-300").model_copy(update={"environment": two_courses.get("ml-300").environment.model_copy(
+        update={"mem_limit": "16Gi"})})
+    (warning,) = capacity.overcommit_warnings([stats, ml])
+    assert "ml-300" in warning and "4.0x" in warning

@@ -66,7 +66,8 @@ def test_user_pods_reach_only_the_grading_api_and_never_metadata(z2jh, demo_cata
     (rule,) = netpol["egress"]
     assert rule["ports"] == [{"port": 8090, "protocol": "TCP"}]
     assert rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "grading"
-    assert jh["singleuser"]["cloudMetadata"] == {"blockWithIptables": True, "ip": "169.254.169.254"}
+    # The NetworkPolicy blocks the metadata server: no privileged iptables init container.
+    assert jh["singleuser"]["cloudMetadata"] == {"blockWithIptables": False, "ip": "169.254.169.254"}
 
 
 def test_unknown_key_fails_the_schema(z2jh, demo_catalog):
@@ -109,7 +110,8 @@ def test_command_writes_parseable_yaml(tmp_path, z2jh, capsys):
     out = tmp_path / "values.yaml"
     assert helm_values.run(argparse.Namespace(settings=None, courses_dir=None, out=out, layout="umbrella")) == 0
     values = yaml.safe_load(out.read_text())
-    assert set(values) == {"jupyterhub", "coursehub", "grading", "autograde", "hubState", "scaler"}
+    assert set(values) == {"jupyterhub", "coursehub", "grading", "autograde", "hubState", "scaler", "worker",
+                           "courseStorage"}
     validate_z2jh(z2jh, values["jupyterhub"])
     assert "50-coursehub: |" in out.read_text()
     bare = tmp_path / "z2jh.yaml"
@@ -183,3 +185,20 @@ def test_role_configs_are_mounted_for_the_spawner(z2jh, demo_catalog):
     assert not staff["disabledExtensions"]
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in files)  # valid Secret keys
     validate_z2jh(z2jh, jh)
+
+
+def test_memory_guarantee_is_a_jupyterhub_byte_specification(demo_catalog):
+    """z2jh hands singleuser.memory.guarantee to KubeSpawner.mem_guarantee (K/M/G/T only)."""
+    from jupyterhub.traitlets import ByteSpecification
+    from traitlets import HasTraits
+
+    class T(HasTraits):
+        mem = ByteSpecification()
+
+    jh = render(load_settings(), demo_catalog, week_of=WEEK)["jupyterhub"]
+    assert T(mem=jh["singleuser"]["memory"]["guarantee"]).mem == 512 * 2**20
+
+
+def test_user_pods_get_the_grading_url_with_its_service_prefix(demo_catalog):
+    jh = render(load_settings(), demo_catalog, week_of=WEEK)["jupyterhub"]
+    assert jh["singleuser"]["extraEnv"]["COURSEHUB_GRADING_URL"] == "http://coursehub-grading:8090/services/grading/"

@@ -60,3 +60,59 @@ seccompProfile:
   value: {{ .Values.grading.database.sslmode }}
 {{- end }}
 {{- end }}
+
+{{/* The namespace of autograde Jobs: its own, so the worker's rights never reach the release's
+     Secrets (default "<release namespace>-autograde"). */}}
+{{- define "coursehub.autogradeNamespace" -}}
+{{ .Values.autograde.namespace | default (printf "%s-autograde" .Release.Namespace) }}
+{{- end }}
+
+{{/* Each course's shared nbgrader directory (a ReadWriteMany claim) in the grading service and
+     worker pods, at settings.state_dir/course-dirs/<course>. */}}
+{{- define "coursehub.courseVolumes" -}}
+{{- range .Values.courseStorage.courses }}
+- name: course-{{ . }}
+  persistentVolumeClaim:
+    claimName: coursehub-course-{{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "coursehub.courseMounts" -}}
+{{- range .Values.courseStorage.courses }}
+- name: course-{{ . }}
+  mountPath: /srv/coursehub/state/course-dirs/{{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Scheduling pass-through for our workloads (nodeSelector, tolerations, affinity, priority,
+     image pull secrets), from .Values.coursehub.scheduling. */}}
+{{- define "coursehub.podScheduling" -}}
+{{- with .Values.coursehub.scheduling.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.coursehub.scheduling.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.coursehub.scheduling.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.coursehub.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level restricted security context. */}}
+{{- define "coursehub.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

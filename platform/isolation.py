@@ -122,7 +122,7 @@ def harden_state_dir(state_dir: Path) -> None:
 
 #: Folders of the state folder every user server reads (through its sandbox): their Jupyter
 #: configuration and the textbooks' git repositories. Nothing secret is kept there.
-PUBLIC = ("jupyter-config", "textbook-repos")
+PUBLIC = ("jupyter-config", "textbook-repos", "envs")  # envs: course environments (coursehub env build)
 
 
 def readable_by_all(folder: Path) -> None:

@@ -93,6 +93,7 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
     isolation_mode = Unicode(config=True, help="users | sandbox | none (default: $COURSEHUB_USER_ISOLATION).")
 
     _account: pwd.struct_passwd | None = None
+    _course_python: Path | None = None
 
     @default("isolation_mode")
     def _default_isolation_mode(self) -> str:
@@ -114,6 +115,10 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
         profile = self.selected_course()
         if profile is not None:
             env.update(profile.env)
+        if self._course_python is not None:  # the course's own environment comes first
+            bin_dir = self._course_python.parent
+            env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}"
+            env["VIRTUAL_ENV"] = str(bin_dir.parent)
         if self.role_config_root:
             role = "staff" if self.staff_anywhere() else "student"
             env["JUPYTER_CONFIG_PATH"] = str(Path(self.role_config_root) / role)
@@ -167,7 +172,8 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
         read_only = [settings.state_dir / d for d in isolation.PUBLIC if (settings.state_dir / d).is_dir()]
         if self._account is not None:
             for folder in read_only:
-                await asyncio.to_thread(isolation.readable_by_all, folder)
+                if folder.name != "envs":  # built world-readable (0755) by `coursehub env build`
+                    await asyncio.to_thread(isolation.readable_by_all, folder)
         wrapper = isolation.sandbox_command(
             [], home=home, hidden=hidden, read_only=read_only,
             read_write=[d for d in taught.values() if d.is_dir()], account=self._account,
@@ -176,16 +182,33 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
                       self._account.pw_name if self._account else pwd.getpwuid(os.geteuid()).pw_name, mode)
         return wrapper
 
+    def course_environment(self, course_id: str) -> Path | None:
+        """The python of the course's built environment (`coursehub env build`), or None for the
+        platform's own. A course whose environment is not built yet runs in the platform's, with a
+        warning naming the command that builds it."""
+        from .environments import EnvironmentNotBuilt, course_python
+
+        try:
+            return course_python(self._settings(), course_id)
+        except EnvironmentNotBuilt as e:
+            self.log.warning("Server of %s uses the platform's environment: %s", self.user.name, e)
+            return None
+
     async def start(self):  # noqa: ANN201 - JupyterHub's signature
         profile = self.selected_course()  # refuses courses the user does not belong to
+        self._course_python = None
         if profile is not None:
             self.default_url = profile.default_url
             self.mem_limit = profile.mem_limit
             self.cpu_limit = profile.cpu_limit
+            self._course_python = await asyncio.to_thread(self.course_environment, profile.slug)
         wrapper = await self._isolate()
-        base = list(self.cmd)
+        original = list(self.cmd)
+        base = original
+        if self._course_python is not None:
+            base = [str(self._course_python.parent / "jupyterhub-singleuser"), *original[1:]]
         self.cmd = wrapper + base
         try:
             return await super().start()
         finally:
-            self.cmd = base
+            self.cmd = original

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="public port of the hub (default 8000, or the next free one)")
     p.add_argument("--state-dir", type=Path, help="where users, homes and grades are kept (default .coursehub/)")
     p.add_argument("--settings", type=Path, help="platform settings file (default: built-in local settings)")
+    p.add_argument("--no-build-envs", action="store_true",
+                   help="do not build course environments at start (their servers use the platform's "
+                   "environment until `coursehub env build COURSE`)")
 
 
 def prepare(args: argparse.Namespace) -> Settings:
@@ -138,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: another `coursehub up` is using the state folder {settings.state_dir}; stop it, or "
               "give this one its own folder with --state-dir", file=sys.stderr)
         return 1
+    if not args.no_build_envs:
+        build_environments(settings)
     mode = isolation.choose_mode()
     if mode == "users":
         isolation.harden_state_dir(settings.state_dir)
@@ -165,6 +170,23 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping coursehub ...", file=sys.stderr, flush=True)
         return stop(proc)
+
+
+def build_environments(settings: Settings) -> None:
+    """Build (or reuse) each course's environment from its lock, so its servers and the autograder
+    run the course's packages; a course whose build fails runs in the platform's environment."""
+    from .environments_build import EnvBuildError, build_course
+
+    for course in load_catalog(settings.courses_dir):
+        try:
+            python = build_course(settings, course.id, progress=sys.stderr.isatty(),
+                                  warn=lambda w: print(f"coursehub: {w}", file=sys.stderr))
+        except (EnvBuildError, ConfigError) as e:
+            print(f"coursehub: warning: the environment of {course.id} was not built ({e}); its servers use "
+                  "the platform's environment", file=sys.stderr, flush=True)
+            continue
+        if python is not None:
+            print(f"coursehub: environment of {course.id}: {python.parent.parent}", file=sys.stderr, flush=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -101,6 +101,16 @@ def course_grader_images(grader_image: str, courses: list[Course]) -> dict[str, 
             if c.environment.image != GRADER_BASE_IMAGE}
 
 
+def environment_images(settings: Settings, courses: list[Course]) -> dict[str, str]:
+    """course id -> the image built from the course's locked environment folder (`coursehub env image`):
+    its user servers *and* its grading Jobs run it, so a submission is graded with the packages the
+    student had. Courses without an environment folder keep `environment.image`."""
+    from coursehub.platform.environments_image import course_image
+
+    images = {c.id: course_image(settings, c.id) for c in courses}
+    return {cid: image for cid, image in images.items() if image}
+
+
 def _refuse_inline_password(url: str | None, what: str, secret_key: str, settings: Settings) -> None:
     if not url:
         return
@@ -157,6 +167,10 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
     """The `jupyterhub:` (z2jh) part of the values."""
     k = settings.kubernetes
     profiles = course_profile_list(courses)
+    built = environment_images(settings, courses)
+    for profile in profiles:  # the pre-puller pulls these too (pullProfileListImages)
+        if profile["slug"] in built:
+            profile["kubespawner_override"]["image"] = built[profile["slug"]]
     envs = [c.environment for c in courses]
     default_image = envs[0].image if envs else "quay.io/jupyter/scipy-notebook:2025-11-24"
     db, db_env = _hub_db(settings)
@@ -306,7 +320,8 @@ def render(settings: Settings, catalog: Catalog, *, week_of: dt.datetime | None 
             },
         },
         "autograde": {"image": split_image(k.grader_image),
-                      "courseImages": course_grader_images(k.grader_image, courses)},
+                      "courseImages": {**course_grader_images(k.grader_image, courses),
+                                       **environment_images(settings, courses)}},
         "worker": {"replicas": settings.grading.workers or 2},
         # A ReadWriteMany class (the site file sets courseStorage.storageClassName).
         "courseStorage": {"courses": sorted(c.id for c in courses)},

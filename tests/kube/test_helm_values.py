@@ -19,7 +19,7 @@ from coursehub.platform.kube import helm_values
 from coursehub.platform.kube.helm_values import RenderError, render, split_image
 from coursehub.platform.settings import load_settings
 
-from .conftest import validate_z2jh, write_course
+from .conftest import REPO, validate_z2jh, write_course
 
 WEEK = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
 
@@ -154,7 +154,6 @@ def test_hub_extra_config_snippet_runs_in_a_z2jh_like_namespace(tmp_path, monkey
     import sys
     import types
 
-    from .conftest import REPO
 
     values = render(load_settings(), demo_catalog, week_of=WEEK)["jupyterhub"]
     settings_file = tmp_path / "settings.yaml"
@@ -202,3 +201,24 @@ def test_memory_guarantee_is_a_jupyterhub_byte_specification(demo_catalog):
 def test_user_pods_get_the_grading_url_with_its_service_prefix(demo_catalog):
     jh = render(load_settings(), demo_catalog, week_of=WEEK)["jupyterhub"]
     assert jh["singleuser"]["extraEnv"]["COURSEHUB_GRADING_URL"] == "http://coursehub-grading:8090/services/grading/"
+
+
+def test_a_locked_course_environment_is_the_image_of_its_servers_and_its_grading_jobs(z2jh, tmp_path, two_courses):
+    """`coursehub env lock` in one course: its profile and its grading Jobs get the image built from the
+    lock (tagged by the lock's hash); the other course keeps its hand-written image."""
+    import shutil
+
+    from coursehub.platform.environments_image import course_image
+
+    root = next(iter(two_courses)).folder.parent
+    demo_env = REPO / "courses" / "demo-101" / "environment"
+    shutil.copytree(demo_env, root / "stats-200" / "environment")
+    settings = k8s_settings(tmp_path, root, kubernetes={"hub_image": "registry.example.edu/coursehub/hub:1.0"})
+    values = render(settings, load_catalog(root), week_of=WEEK)
+    built = course_image(settings, "stats-200")
+    assert built and built.startswith("registry.example.edu/coursehub/") and "stats-200" in built
+    profiles = {p["slug"]: p["kubespawner_override"]["image"] for p in values["jupyterhub"]["singleuser"]["profileList"]}
+    assert profiles == {"stats-200": built, "ml-300": "registry.example.edu/ml:2026.1"}
+    assert values["autograde"]["courseImages"]["stats-200"] == built
+    assert values["jupyterhub"]["prePuller"]["pullProfileListImages"] is True
+    validate_z2jh(z2jh, values["jupyterhub"])

@@ -102,3 +102,51 @@ def test_only_course_staff_get_their_course_folder(monkeypatch, tmp_path):
     assert spawner_for(["course:demo-101:ta", "course:x:student"]).taught_course_dirs() == {
         "demo-101": tmp_path / "course-dirs" / "demo-101"}
     assert spawner_for(["course:demo-101:student"]).taught_course_dirs() == {}
+
+
+async def test_a_built_course_environment_runs_the_server_and_its_kernels(monkeypatch, tmp_path):
+    """The course's `coursehub env build` environment: its jupyterhub-singleuser, first on PATH."""
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+    env_bin = tmp_path / "envs" / "demo-101-abc" / "bin"
+    env_bin.mkdir(parents=True)
+    sp = spawner_for(["course:demo-101:student"], {"course": "demo-101"})
+    sp._trait_values.update(cmd=["/platform/bin/jupyterhub-singleuser", "--debug"], isolation_mode="none",
+                            role_config_root="", homes_dir=str(tmp_path / "homes"))
+    monkeypatch.setattr(LocalCourseSpawner, "course_environment", lambda self, course: env_bin / "python")
+    seen = {}
+
+    async def fake_start(self):  # noqa: ANN001, ANN202
+        seen["cmd"] = list(self.cmd)
+        return ("127.0.0.1", 1)
+
+    monkeypatch.setattr(SimpleLocalProcessSpawner, "start", fake_start)
+    monkeypatch.setattr(SimpleLocalProcessSpawner, "get_env", lambda self: {"PATH": "/usr/bin"})
+    await sp.start()
+    assert seen["cmd"] == [str(env_bin / "jupyterhub-singleuser"), "--debug"]
+    assert sp.cmd == ["/platform/bin/jupyterhub-singleuser", "--debug"]  # the next start decides again
+    env = sp.get_env()
+    assert env["PATH"].split(":")[0] == str(env_bin) and env["VIRTUAL_ENV"] == str(env_bin.parent)
+
+    # no built environment: the platform's, unchanged
+    monkeypatch.setattr(LocalCourseSpawner, "course_environment", lambda self, course: None)
+    await sp.start()
+    assert seen["cmd"] == ["/platform/bin/jupyterhub-singleuser", "--debug"]
+    assert "VIRTUAL_ENV" not in sp.get_env()
+
+
+def test_an_unbuilt_environment_falls_back_with_the_command_to_run(monkeypatch, tmp_path, caplog):
+    from coursehub.platform import environments
+
+    def not_built(settings, course):  # noqa: ANN001, ANN202
+        raise environments.EnvironmentNotBuilt("run `coursehub env build demo-101`")
+
+    monkeypatch.setattr(environments, "course_python", not_built)
+    sp = spawner_for(["course:demo-101:student"], {"course": "demo-101"})
+    monkeypatch.setattr(LocalCourseSpawner, "_settings", lambda self: None)
+    import logging
+
+    sp._trait_values["log"] = logging.getLogger("test-spawner")
+    with caplog.at_level(logging.WARNING, logger="test-spawner"):
+        assert sp.course_environment("demo-101") is None
+    assert "coursehub env build demo-101" in caplog.text

@@ -48,6 +48,7 @@ def test_up_serves_api_stops_on_ctrl_c_and_resumes(tmp_path):
         wait_until(lambda: "coursehub is running" in (tmp_path / "up1.log").read_text(), timeout=30, what="banner")
         out = (tmp_path / "up1.log").read_text()
         assert f"{url}/" in out and "Ctrl-C" in out
+        assert f"coursehub: environment of demo-101: {state / 'envs'}/demo-101-" in out  # built from its lock
 
         s = requests.Session()
         s.get(f"{url}/hub/login", timeout=10)

@@ -42,7 +42,8 @@ def env(monkeypatch):
 
 def start_up(args: list[str], log: Path, env: dict) -> subprocess.Popen:
     with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "coursehub.cli", "up", *args], cwd=SOURCE_ROOT, stdout=f,
+        return subprocess.Popen([sys.executable, "-m", "coursehub.cli", "up", "--no-build-envs", *args],
+                                cwd=SOURCE_ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 

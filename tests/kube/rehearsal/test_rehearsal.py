@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from coursehub.platform.courses import load_catalog
+from coursehub.platform.environments_image import course_image
 from coursehub.platform.kube import names
 from coursehub.platform.kube.helm_values import render
 from coursehub.platform.settings import load_settings
@@ -71,6 +72,9 @@ def outer_sandbox(workdir: Path) -> list[str]:
     return args
 
 
+DEMO_ENV_IMAGE = course_image(load_settings(), "demo-101", "ghcr.io/coursehub")
+
+
 def images(courses: Path) -> dict[str, dict]:
     """Container images as this checkout's environments (hub and user servers: JupyterHub 5.5);
     the hub image bakes in the courses folder."""
@@ -82,6 +86,9 @@ def images(courses: Path) -> dict[str, dict]:
         USER_IMAGE: {"path": [jh5, venv], "env": {"HOME": "/home/jovyan", "NB_USER": "jovyan"},
                      "cmd": ["jupyterhub-singleuser"], "workdir": "/home/jovyan"},
         "ghcr.io/coursehub/grader*": {"path": [venv], "env": {"HOME": "/tmp"}, "workdir": "/tmp"},
+        # demo-101's locked environment (`coursehub env image`): its servers and its grading Jobs
+        "ghcr.io/coursehub/coursehub-demo-101": {"path": [jh5, venv], "env": {"HOME": "/home/jovyan", "NB_USER": "jovyan"},
+                                                 "cmd": ["jupyterhub-singleuser"], "workdir": "/home/jovyan"},
     }
 
 
@@ -205,8 +212,9 @@ def test_grading_jobs_run_in_their_own_namespace_as_the_tokenless_account(rehear
         labels = job["spec"]["template"]["metadata"]["labels"]
         selector = policy["spec"]["podSelector"].get("matchLabels", {})
         assert policy["metadata"]["namespace"] == ag and set(selector.items()) <= set(labels.items())  # break: label
-        # the course's own environment grades it (break: one global grader image)
-        assert pod["containers"][0]["image"] == "ghcr.io/coursehub/grader-demo-101:0.1.0"
+        # the course's own environment grades it (break: one global grader image): the image built from
+        # demo-101's locked environment folder, the same one its students' servers run
+        assert pod["containers"][0]["image"] == DEMO_ENV_IMAGE
 
 
 def test_inputs_and_results_never_travel_through_configmaps_or_logs(rehearsal):

@@ -48,15 +48,18 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: the grading sandbox cannot run: {problem}", file=sys.stderr)
         return 1
+    from ..sandbox.isolation import describe
+
     limits = Limits.from_settings(settings.grading.sandbox)
+    print(describe(limits)[0], file=sys.stderr)
     workers = args.workers or settings.grading.workers or os.cpu_count() or 1
     students = args.student or course.students(args.assignment)
-    todo = [s for s in students if args.force or not course.already_graded(s, args.assignment)]
+    todo = [s for s in students if args.force or not _already_graded(course, s, args.assignment)]
     skipped = len(students) - len(todo)
     if not todo:
         print(f"nothing to grade for {args.assignment} ({skipped} already autograded; use --force to regrade)")
         return 0
-    jobs = {s: course.job(s, args.assignment, index) for s in todo}
+    jobs = {s: _job(course, s, args.assignment, index) for s in todo}
     t0 = time.monotonic()
     statuses: Counter[str] = Counter()
     problems: list[str] = []
@@ -67,13 +70,20 @@ def run(args: argparse.Namespace) -> int:
             statuses[result.status] += 1
             if result.status == "failed":
                 problems.append(f"{result.student}: grader error: {result.error}")
+            elif result.status == "invalid":
+                problems.append(f"{result.student}: invalid submission, not graded: {result.error}")
             else:
-                job = jobs[result.student]
-                files = dict(job.files)
-                ts_file = course.submission_dir(result.student, args.assignment) / "timestamp.txt"
-                if ts_file.is_file():
-                    files["timestamp.txt"] = ts_file.read_bytes()
-                writer.apply(result, course.timestamp(result.student, args.assignment), files)
+                try:
+                    files = dict(jobs[result.student].files)
+                    ts_file = course.submission_dir(result.student, args.assignment) / "timestamp.txt"
+                    if ts_file.is_file():
+                        files["timestamp.txt"] = ts_file.read_bytes()
+                    writer.apply(result, course.timestamp(result.student, args.assignment), files)
+                except Exception as e:  # noqa: BLE001 - one submission's problem must not stop the run
+                    writer.gb.db.rollback()
+                    statuses[result.status] -= 1
+                    statuses["failed"] += 1
+                    problems.append(f"{result.student}: not written to the gradebook: {type(e).__name__}: {e}")
                 if result.status != "graded":
                     problems.append(f"{result.student}: {result.status}: " + "; ".join(result.reasons))
             bar.update()
@@ -82,10 +92,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{args.assignment}: {len(todo)} submission(s) in {elapsed:.1f}s with {min(workers, len(todo))} worker(s)"
           + (f", {skipped} skipped (already autograded)" if skipped else ""))
     labels = {"graded": "graded", "incomplete": "incomplete (kernel stopped early)", "timeout": "timed out",
-              "output_limit": "output limit", "failed": "failed (grader error, not written)"}
-    for status in ("graded", "incomplete", "timeout", "output_limit", "failed"):
+              "output_limit": "output limit", "invalid": "invalid (unreadable, not graded)",
+              "failed": "failed (grader error, not written)"}
+    for status in ("graded", "incomplete", "timeout", "output_limit", "invalid", "failed"):
         if statuses[status]:
             print(f"  {labels[status]:<36} {statuses[status]}")
     for p in problems:
         print(f"  - {p}")
-    return 1 if statuses["failed"] else 0
+    return 1 if statuses["failed"] or statuses["invalid"] else 0
+
+
+def _already_graded(course, student: str, assignment: str) -> bool:
+    try:
+        return course.already_graded(student, assignment)
+    except Exception:  # noqa: BLE001 - e.g. an unreadable timestamp.txt: grade it, the job will say why
+        return False
+
+
+def _job(course, student: str, assignment: str, index):
+    """The submission's job; a submission that cannot even be read becomes an "invalid" job."""
+    from .grader import SubmissionJob
+
+    try:
+        return course.job(student, assignment, index)
+    except Exception as e:  # noqa: BLE001 - one bad submission must not stop the run
+        return SubmissionJob(student=student, assignment=assignment, notebooks={},
+                             invalid=f"the submission cannot be read ({type(e).__name__}: {e})")

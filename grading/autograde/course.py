@@ -9,6 +9,7 @@ generate_assignment` is run first, exactly as an instructor would.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -97,20 +98,39 @@ class Course:
 
     def job(self, student: str, assignment: str, index: SourceIndex) -> SubmissionJob:
         """The submission as data: its notebooks (those the gradebook knows) and the other files the
-        kernel sees: the submission's own files, overwritten by the source's (as nbgrader does)."""
+        kernel sees: the submission's own files, overwritten by the source's (as nbgrader does).
+        A submission whose files cannot be read gets `invalid` set (a reason), never an exception:
+        one bad submission must not stop a run. Only regular files are read (no symlinks, fifos)."""
         sub = self.submission_dir(student, assignment)
-        notebooks = {p.stem: p.read_text() for p in sorted(sub.glob("*.ipynb")) if p.stem in index.cells}
+        notebooks: dict[str, str] = {}
+        problems: list[str] = []
+        for p in sorted(sub.glob("*.ipynb")):
+            if p.stem not in index.cells:
+                continue
+            text, problem = _read_notebook(p)
+            if problem:
+                problems.append(problem)
+            else:
+                notebooks[p.stem] = text
         files: dict[str, bytes] = {}
         ignore = list(self.coursedir.ignore) + ["*.ipynb"]
-        for f in utils.find_all_files(str(sub), ignore):
-            files[os.path.relpath(f, sub)] = Path(f).read_bytes()
+        try:
+            own = _regular_files(sub, ignore)
+        except RecursionError:
+            own, problems = [], [*problems, "its folders are nested too deeply to be read"]
+        for f in own:
+            try:
+                files[os.path.relpath(f, sub)] = Path(f).read_bytes()
+            except OSError as e:
+                problems.append(f"{os.path.relpath(f, sub)}: cannot be read ({e.strerror})")
         source = self.root / "source" / assignment
         exclude = set(self.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
-        for f in utils.find_all_files(str(source), ignore):
+        for f in _regular_files(source, ignore):
             rel = os.path.relpath(f, source)
             if rel not in exclude:
                 files[rel] = Path(f).read_bytes()
-        return SubmissionJob(student=student, assignment=assignment, notebooks=notebooks, files=files)
+        return SubmissionJob(student=student, assignment=assignment, notebooks=notebooks, files=files,
+                             invalid="; ".join(problems))
 
     def already_graded(self, student: str, assignment: str) -> bool:
         """nbgrader's rule: skip if autograded/ exists and the submission is not newer."""
@@ -120,3 +140,30 @@ class Course:
         new = self.timestamp(student, assignment)
         old = self.coursedir.get_existing_timestamp(str(dest))
         return not (new is not None and old is not None and new > old)
+
+
+def _read_notebook(p: Path) -> tuple[str, str]:
+    """(text, "") or ("", what is wrong with it, in words a student and an instructor understand)."""
+    if p.is_symlink() or not p.is_file():
+        kind = "a symbolic link" if p.is_symlink() else "a folder" if p.is_dir() else "not a regular file"
+        return "", f"{p.name} is {kind}, not a notebook"
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        return "", f"{p.name} cannot be read ({e.strerror})"
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as e:
+        return "", f"{p.name} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); save it again from Jupyter"
+
+
+def _regular_files(root: Path, ignore: list[str]) -> list[str]:
+    """nbgrader's find_all_files, keeping only regular files (never following a symlink)."""
+    out = []
+    for f in utils.find_all_files(str(root), ignore):
+        try:
+            if stat.S_ISREG(os.lstat(f).st_mode):
+                out.append(f)
+        except OSError:
+            continue
+    return out

@@ -3,10 +3,15 @@
 `SandboxExecute` is nbgrader's `Execute` (so the same timeouts, error handling and outputs) with
 three additions that make it safe to run on hostile code:
 - the kernel comes from a sandbox slot (pre-started, fresh per notebook, never shared);
-- the notebook's total output is capped while it is being received (a flood of output cannot fill
-  the grader's memory);
+- the notebook's total output is capped while it is being received, counting every message the
+  kernel sends that can end up in the notebook (streams, results, errors, display and
+  update_display data times the outputs it rewrites, comm/widget messages, reply payloads), so a
+  flood of output cannot fill the grader's memory or the saved notebook;
 - if the kernel dies, is killed or runs out of time, every code cell that did not finish gets an
-  error output, so its test cannot pass: an early exit is "incomplete", never full marks.
+  error output, so its test cannot pass: an early exit is "incomplete", never full marks;
+- a failure that is not the student's (the kernel did not start, IOPub output did not arrive after
+  the reply, the sandbox failed before any student code ran) is reported as `RunOutcome.infra`:
+  the grader retries it and never applies it as a score.
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ class OutputLimitExceeded(Exception):
 class RunOutcome:
     status: str
     reason: str = ""
+    #: set when the run failed for a reason that is not the student's: retry, never score
+    infra: str = ""
+
+
+#: nbclient's message when the execute reply came but the cell's IOPub output did not follow
+IOPUB_TIMEOUT = "Timeout waiting for IOPub output"
+
+
+def message_bytes(msg: dict) -> int:
+    """Size of what a kernel message can add to the notebook: its content and binary buffers."""
+    size = len(json.dumps(msg.get("content", {}), default=str))
+    for b in msg.get("buffers") or []:
+        size += len(b) if isinstance(b, (bytes, bytearray)) else memoryview(b).nbytes
+    return size
 
 
 class SandboxExecute(Execute):
@@ -47,13 +66,21 @@ class SandboxExecute(Execute):
         self.output_seen = 0
         self.last_started = -1
         self.last_finished = -1
+        self.code_started = False
+        self.cell_timed_out = False
         self.over_limit = False
 
     def preprocess_cell(self, cell, resources, index):
         self.last_started = index
+        if cell.cell_type == "code" and cell.source.strip():
+            self.code_started = True
         result = super().preprocess_cell(cell, resources, index)
         self.last_finished = index
         return result
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self.cell_timed_out = True  # what follows (even a lost IOPub reply) is the student's doing
+        return await super()._async_handle_timeout(timeout, cell)
 
     def _stop_kernel(self) -> None:
         if isinstance(self.km, SandboxKernelManager):
@@ -63,14 +90,40 @@ class SandboxExecute(Execute):
             if proc is not None:
                 proc.kill()
 
-    def output(self, outs, msg, display_id, cell_index):
-        self.output_seen += len(json.dumps(msg.get("content", {}), default=str))
+    def _charge(self, size: int) -> None:
+        self.output_seen += size
         if self.output_seen > self.output_bytes:
             if not self.over_limit:
                 self.over_limit = True
                 self._stop_kernel()  # stop the flood at its source
             raise OutputLimitExceeded(f"the notebook printed more than {self.output_bytes} bytes")
-        return super().output(outs, msg, display_id, cell_index)
+
+    def _display_copies(self, display_id: str | None) -> int:
+        """How many outputs already carry `display_id` (an update rewrites every one of them)."""
+        if not display_id:
+            return 0
+        return sum(len(idx) for idx in self._display_id_map.get(display_id, {}).values())
+
+    def process_message(self, msg, cell, cell_index):
+        """Every IOPub message of the cell passes here before nbclient stores anything of it."""
+        msg_type = msg.get("msg_type") or msg.get("header", {}).get("msg_type", "")
+        if msg_type not in ("status", "execute_input"):
+            content = msg.get("content") or {}
+            transient = content.get("transient") if isinstance(content, dict) else None
+            display_id = transient.get("display_id") if isinstance(transient, dict) else None
+            copies = 1
+            if msg_type == "update_display_data":
+                copies = max(1, self._display_copies(display_id))
+            elif msg_type in ("display_data", "execute_result"):
+                copies = 1 + self._display_copies(display_id)
+            self._charge(message_bytes(msg) * copies)
+        return super().process_message(msg, cell, cell_index)
+
+    def on_cell_executed(self, **kwargs):
+        """The execute reply can add its error (and payloads) to the cell: count it too."""
+        reply = kwargs.get("execute_reply") or {}
+        self._charge(message_bytes({"content": (reply.get("content") or {})}))
+        return super().on_cell_executed(**kwargs)
 
 
 def mark_unfinished(nb: NotebookNode, first: int, ename: str, evalue: str) -> None:
@@ -94,6 +147,10 @@ def run_notebook(km: SandboxKernelManager | None, nb: NotebookNode, resources: d
     c = Config(config)
     if "timeout" not in c.get("Execute", {}):
         c.Execute.timeout = limits.cell_timeout_seconds
+    if "iopub_timeout" not in c.get("Execute", {}):
+        # nbclient waits this long after a cell's reply for the rest of its output. nbgrader's
+        # 4 s is easily exceeded on a loaded machine; the wait only costs time when that happens.
+        c.Execute.iopub_timeout = max(4, limits.cell_timeout_seconds)
     if km is None:
         c.Execute.extra_arguments = kernel_args(config)
     ex = SandboxExecute(output_bytes=limits.output_bytes, config=c)
@@ -111,6 +168,9 @@ def run_notebook(km: SandboxKernelManager | None, nb: NotebookNode, resources: d
             mark_unfinished(nb, max(ex.last_started, 0), "OutputLimitExceeded", reason)
             return RunOutcome(OUTPUT_LIMIT, reason)
         timed_out = deadline_timer is not None and deadline_timer.is_set()
+        infra = _infrastructure_failure(ex, e, timed_out)
+        if infra:
+            return RunOutcome(INCOMPLETE, infra, infra=infra)
         status = TIMEOUT if timed_out or type(e).__name__ == "CellTimeoutError" else INCOMPLETE
         if timed_out:
             reason = "the submission ran out of time"
@@ -135,6 +195,18 @@ def run_notebook(km: SandboxKernelManager | None, nb: NotebookNode, resources: d
             km._close_control_socket()
             if getattr(km, "_created_context", False):
                 km.context.destroy(linger=0)
+
+
+def _infrastructure_failure(ex: SandboxExecute, e: Exception, timed_out: bool) -> str:
+    """Why this failure is not the student's, or "" if it may be."""
+    detail = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    if timed_out:
+        return ""
+    if not ex.code_started:
+        return f"the kernel did not start or the sandbox failed before any student code ran ({detail})"
+    if IOPUB_TIMEOUT in str(e) and not ex.cell_timed_out:
+        return f"the kernel's output did not arrive in time after its reply ({detail})"
+    return ""
 
 
 def _death_reason(km) -> str:

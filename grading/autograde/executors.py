@@ -33,6 +33,9 @@ class LocalExecutor:
         key = (id(index), job.assignment)
         if self._key != key:
             self.close()
+            from coursehub.grading.sandbox.isolation import announce
+
+            announce(self.limits)
             self._grader = Grader(index, config, self.limits, slot=self.slot)
             self._grader.start()
             self._key = key

@@ -81,7 +81,10 @@ class GradebookWriter:
 
     def apply(self, result: SubmissionResult, timestamp=None, files: dict[str, bytes] | None = None) -> None:
         """Write one submission's grades. Safe to repeat: applying the same result twice gives the
-        same gradebook state (grades are set, not added)."""
+        same gradebook state (grades are set, not added). An "invalid" submission (a file that is
+        not a gradable notebook) writes nothing, as `nbgrader autograde` writes nothing for it."""
+        if result.status == "invalid":
+            return
         if result.status == "failed":
             raise ValueError(f"refusing to write grades for a failed run of {result.student}/{result.assignment}")
         with warnings.catch_warnings():

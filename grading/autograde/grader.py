@@ -1,9 +1,12 @@
 """Grade one submission: prepare -> execute in the sandbox -> clean outputs -> result (data only).
 
-A `Grader` belongs to one worker and owns one sandbox slot. It pre-starts the kernel for the next
-notebook while the caller handles the previous result, and gives every notebook a fresh kernel.
-The result holds the finished notebooks (JSON) and per-cell scores; it never touches the gradebook:
-`gradebook.GradebookWriter` applies results, once, outside the sandbox.
+A `Grader` belongs to one worker and owns two sandbox slots. Every submission gets a sandbox of its
+own (new pid namespace, workspace and cgroup); after it, the slot is torn down, proven clean and
+started again for the next student in the background, while the other slot grades. Every notebook
+gets a fresh kernel. A failure that is not the student's (a kernel that did not start, a sandbox
+that failed, output lost under load) is retried in a fresh sandbox and, if it persists, reported as
+"failed": never applied as a score. The result holds the finished notebooks (JSON) and per-cell
+scores; it never touches the gradebook: `gradebook.GradebookWriter` applies results, once.
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ from traitlets.config import Config
 
 from coursehub.grading.sandbox.kernel import SandboxKernelManager
 from coursehub.grading.sandbox.limits import Limits
-from coursehub.grading.sandbox.slot import KernelInfo, SandboxSlot
+from coursehub.grading.sandbox.slot import KernelInfo, SandboxError, SandboxSlot, SlotRetired
 
 from . import execute, steps
 from .sources import SourceIndex
 
 log = logging.getLogger(__name__)
 
-#: Overall statuses of a submission, worst wins.
-STATUS_ORDER = ["graded", "incomplete", "output_limit", "timeout", "failed"]
+#: Overall statuses of a submission, worst wins. "invalid": a file of the submission could not be
+#: read as a notebook (the student's fault, nothing is run); "failed": a grader or infrastructure
+#: fault (not written to the gradebook; the queue retries it).
+STATUS_ORDER = ["graded", "incomplete", "output_limit", "timeout", "invalid", "failed"]
+
+#: How often a submission is re-run in a fresh sandbox after an infrastructure failure.
+INFRA_RETRIES = 2
 
 
 @dataclass
@@ -40,6 +48,8 @@ class SubmissionJob:
     notebooks: dict[str, str]
     #: relative path -> bytes of the other files the kernel may read (source files win)
     files: dict[str, bytes] = field(default_factory=dict)
+    #: why the submission cannot be graded at all (unreadable notebook, ...); nothing is run
+    invalid: str = ""
 
 
 @dataclass
@@ -74,17 +84,22 @@ def worst(statuses: list[str]) -> str:
 
 class Grader:
     """One worker's grader. It owns two sandbox slots and alternates between them: while one slot
-    grades a submission, the other has already been wiped and its kernels (one per notebook) are
-    starting, so a submission never waits for a kernel to boot."""
+    grades a submission, the other is being torn down, proven clean and started again, with its
+    kernels (one per notebook) starting, so a submission rarely waits for a kernel to boot."""
 
     def __init__(self, index: SourceIndex, config: Config | None = None, limits: Limits | None = None,
                  slot: int = 0, base_dir: Path | None = None) -> None:
         self.index = index
         self.config = config or Config()
         self.limits = limits or Limits()
-        env = {"NBGRADER_EXECUTION": "autograde"}
-        self.slots = [SandboxSlot(2 * slot + i, self.limits, base_dir=base_dir, extra_env=env) for i in range(2)]
+        self.base_dir = base_dir
+        self._env = {"NBGRADER_EXECUTION": "autograde"}
+        self._next_number = 2 * slot
+        self.slots = [self._new_slot() for _ in range(2)]
+        self.retired: list[SandboxSlot] = []
         self._kernels: dict[int, dict[str, KernelInfo]] = {}
+        self._ready: dict[int, threading.Thread] = {}
+        self._errors: dict[int, BaseException] = {}
         self._turn = 0
 
     def __enter__(self) -> Grader:
@@ -94,14 +109,27 @@ class Grader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _new_slot(self) -> SandboxSlot:
+        n, self._next_number = self._next_number, self._next_number + 1
+        return SandboxSlot(n, self.limits, base_dir=self.base_dir, extra_env=self._env)
+
     def start(self) -> None:
         for s in self.slots:
             s.start()
             self._prepare(s)
 
     def close(self) -> None:
+        for t in list(self._ready.values()):
+            t.join()
         for s in self.slots:
             s.close()
+        for s in self.retired:
+            s.close()
+
+    def wait_idle(self) -> None:
+        """Wait until every slot has been torn down and started again after its last submission."""
+        for t in list(self._ready.values()):
+            t.join()
 
     @property
     def slot(self) -> SandboxSlot:
@@ -109,71 +137,149 @@ class Grader:
         return self.slots[self._turn]
 
     def _prepare(self, slot: SandboxSlot) -> None:
-        """Wipe the slot and fork one kernel per notebook for its next submission."""
+        """Fork one kernel per notebook in the slot's (new) sandbox, for its next submission."""
         argv = execute.kernel_args(self.config)
-        kernels = {}
-        for i, name in enumerate(self.index.notebooks):
-            kernels[name] = slot.spawn(argv=argv, fresh=(i == 0))
-        self._kernels[slot.slot] = kernels
+        self._kernels[id(slot)] = {name: slot.spawn(argv=argv) for name in self.index.notebooks}
 
     def _kernel(self, slot: SandboxSlot, name: str) -> KernelInfo:
-        k = self._kernels.get(slot.slot, {}).get(name)
-        if k is None or not slot.kernel_alive(k.pid):  # killed by a limit, or the sandbox restarted
-            k = slot.spawn(argv=execute.kernel_args(self.config), fresh=False)
+        k = self._kernels.get(id(slot), {}).get(name)
+        if k is None or not slot.kernel_alive(k.pid, k.generation):  # killed, never started, or an older sandbox
+            k = slot.spawn(argv=execute.kernel_args(self.config))
         return k
 
+    # -- slot turnover ------------------------------------------------------------------------------
+    def _recycle(self, i: int) -> None:
+        """Tear slot i down (proven clean) and start it again; a slot that cannot be proven clean
+        is retired and replaced by a new one (a new uid), never reused."""
+        slot = self.slots[i]
+        try:
+            try:
+                slot.recycle()
+            except SlotRetired:
+                log.error("sandbox slot %s retired after a submission; starting a replacement", slot.slot)
+                self.retired.append(slot)
+                slot = self.slots[i] = self._new_slot()
+                slot.start()
+            self._prepare(slot)
+        except BaseException as e:  # noqa: BLE001 - reported when the slot is next needed
+            self._errors[i] = e
+
+    def _take(self) -> tuple[int, SandboxSlot]:
+        i = self._turn
+        self._turn = (self._turn + 1) % len(self.slots)
+        t = self._ready.pop(i, None)
+        if t is not None:
+            t.join()
+        err = self._errors.pop(i, None)
+        slot = self.slots[i]
+        if err is not None or not slot.alive():
+            # the background restart failed (or the sandbox died while idle): one more try, here
+            self._recycle(i)
+            err = self._errors.pop(i, None)
+            if err is not None:
+                raise SandboxError(f"sandbox slot could not be started: {type(err).__name__}: {err}") from err
+            slot = self.slots[i]
+        return i, slot
+
+    def _give_back(self, i: int) -> None:
+        t = threading.Thread(target=self._recycle, args=(i,), daemon=True, name=f"sandbox-recycle-{i}")
+        self._ready[i] = t
+        t.start()
+
+    # -- grading ------------------------------------------------------------------------------------
     def grade(self, job: SubmissionJob) -> SubmissionResult:
         t0 = time.monotonic()
-        slot = self.slots[self._turn]
-        self._turn = (self._turn + 1) % len(self.slots)
+        if job.invalid:
+            return SubmissionResult(job.student, job.assignment, "invalid", error=job.invalid,
+                                    seconds=time.monotonic() - t0)
+        sanitized = {}
+        for name in [n for n in self.index.notebooks if n in job.notebooks]:
+            try:  # outside the sandbox, before anything runs: nbgrader's checks of the student's file
+                sanitized[name] = steps.sanitize(job.notebooks[name], self._resources(job, name), self.config)
+            except Exception as e:  # noqa: BLE001 - not a notebook nbgrader can grade: the student's file
+                first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+                return SubmissionResult(job.student, job.assignment, "invalid",
+                                        error=f"{name}.ipynb is not a gradable notebook ({type(e).__name__}: {first})",
+                                        seconds=time.monotonic() - t0)
+        for attempt in range(1 + INFRA_RETRIES):
+            result, infra = self._grade_once(job, sanitized)
+            if not infra:
+                break
+            log.warning("grading %s/%s: infrastructure failure (attempt %s): %s", job.student, job.assignment,
+                        attempt + 1, infra)
+        else:
+            result = SubmissionResult(job.student, job.assignment, "failed",
+                                      error=f"infrastructure failure, not a score (tried {1 + INFRA_RETRIES} "
+                                            f"times in fresh sandboxes): {infra}")
+        result.seconds = time.monotonic() - t0
+        return result
+
+    def _resources(self, job: SubmissionJob, name: str) -> dict:
+        return steps.resources_for(job.student, job.assignment, name, self.index)
+
+    def _grade_once(self, job: SubmissionJob, sanitized: dict[str, str]) -> tuple[SubmissionResult, str]:
+        """One attempt in one fresh sandbox. Returns the result and, if the attempt failed for a
+        reason that is not the student's, that reason (the result must then not be used)."""
         result = SubmissionResult(job.student, job.assignment, "graded")
+        try:
+            i, slot = self._take()
+        except SandboxError as e:
+            return result, str(e)
         fired = threading.Event()
         timer = threading.Timer(self.limits.submission_timeout_seconds, self._kill_all, args=(slot, fired))
         timer.daemon = True
         timer.start()
+        infra = ""
         try:
-            if not slot.alive():
-                slot.restart()
-                self._prepare(slot)
             self._write_files(slot, job)
-            for name in [n for n in self.index.notebooks if n in job.notebooks]:
+            for name in sanitized:
                 if fired.is_set():  # out of time: the rest is not run, and cannot score
-                    result.notebooks.append(self._not_run(job, name, "the submission ran out of time"))
+                    result.notebooks.append(self._not_run(job, name, sanitized[name], "the submission ran out of time"))
                     continue
+                if not slot.alive():  # the student's own code ended the sandbox: a new one, same student
+                    slot.recycle()
+                    self._write_files(slot, job)
                 kernel = self._kernel(slot, name)
-                result.notebooks.append(self._grade_notebook(slot, kernel, job, name, fired))
+                nb_result, infra = self._grade_notebook(slot, kernel, job, name, sanitized[name], fired)
+                if infra and not fired.is_set():
+                    # an earlier notebook's code may have killed this one's kernel before it ran: that
+                    # notebook gets one more try in a new sandbox (same student) before it counts
+                    slot.recycle()
+                    self._write_files(slot, job)
+                    kernel = self._kernel(slot, name)
+                    nb_result, infra = self._grade_notebook(slot, kernel, job, name, sanitized[name], fired)
+                if infra:
+                    break
+                result.notebooks.append(nb_result)
                 slot.kill(kernel)
+        except SandboxError as e:
+            infra = str(e)
         except Exception as e:  # noqa: BLE001 - a grader fault, not the student's
             log.exception("grading %s/%s failed", job.student, job.assignment)
             result.status, result.error = "failed", f"{type(e).__name__}: {e}"
         finally:
             timer.cancel()
-        try:  # wipe this slot and start its kernels for its next submission (in the background)
-            if fired.is_set() or not slot.alive():
-                slot.restart()
-            self._prepare(slot)
-        except Exception:  # noqa: BLE001
-            log.exception("sandbox slot %s could not be prepared; it will be restarted", slot.slot)
+            self._give_back(i)  # every submission's sandbox is torn down, whatever happened
         if result.status != "failed":
             result.status = worst([n.status for n in result.notebooks])
-        result.seconds = time.monotonic() - t0
-        return result
+        return result, infra
 
     def _grade_notebook(self, slot: SandboxSlot, kernel: KernelInfo, job: SubmissionJob, name: str,
-                        fired: threading.Event) -> NotebookResult:
-        res = steps.resources_for(job.student, job.assignment, name, self.index)
-        sanitized = steps.sanitize(job.notebooks[name], res, self.config)
+                        sanitized: str, fired: threading.Event) -> tuple[NotebookResult, str]:
+        res = self._resources(job, name)
         nb = nbformat.reads(sanitized, as_version=4)
         res["nbgrader"]["source_index"] = None
         km = SandboxKernelManager(slot, kernel)
         outcome = execute.run_notebook(km, nb, res, self.config, self.limits, deadline_timer=fired)
+        if outcome.infra:
+            return NotebookResult(name, outcome.status, outcome.reason), outcome.infra
         finished = steps.finish(nb, res, self.config)
         scores = steps.cell_scores(nbformat.reads(finished, as_version=4))
-        return NotebookResult(name, outcome.status, outcome.reason, finished, scores)
+        return NotebookResult(name, outcome.status, outcome.reason, finished, scores), ""
 
-    def _not_run(self, job: SubmissionJob, name: str, reason: str) -> NotebookResult:
-        res = steps.resources_for(job.student, job.assignment, name, self.index)
-        nb = nbformat.reads(steps.sanitize(job.notebooks[name], res, self.config), as_version=4)
+    def _not_run(self, job: SubmissionJob, name: str, sanitized: str, reason: str) -> NotebookResult:
+        res = self._resources(job, name)
+        nb = nbformat.reads(sanitized, as_version=4)
         res["nbgrader"]["source_index"] = None
         execute.mark_unfinished(nb, 0, "KernelStopped", reason)
         finished = steps.finish(nb, res, self.config)
@@ -182,7 +288,7 @@ class Grader:
 
     @staticmethod
     def _write_files(slot: SandboxSlot, job: SubmissionJob) -> None:
-        """Put the submission's other files into the (already wiped) workspace, owned by the slot."""
+        """Put the submission's other files into the slot's new workspace, owned by the slot."""
         import os
 
         from coursehub.grading.sandbox.bwrap import privileged
@@ -204,6 +310,4 @@ class Grader:
     @staticmethod
     def _kill_all(slot: SandboxSlot, fired: threading.Event) -> None:
         fired.set()
-        proc = slot.proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        slot.kill_sandbox()

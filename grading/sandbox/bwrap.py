@@ -1,7 +1,7 @@
-"""The bubblewrap command line for one sandbox slot.
+"""The bubblewrap command line for one submission's sandbox.
 
 What the sandbox sees: the Python runtime read-only (the interpreter's prefix, the virtualenv,
-/usr and a few files of /etc), a private /proc, a minimal /dev, a size-capped /tmp, its own
+/usr and a few files of /etc), a private /proc, a minimal /dev, a size-capped /tmp, its own new
 workspace (read-write) and its kernel socket folder. Nothing else of the host: no course folder, no
 gradebook, no submission store, no other slot's workspace. It has its own network namespace with no
 interfaces but loopback (no network), its own pid, ipc and uts namespaces, and runs as an
@@ -9,8 +9,8 @@ unprivileged uid with no capabilities.
 
 Two ways to get the unprivileged uid, chosen by who runs the worker:
 - as root (containers, this machine's CI): bwrap runs privileged without a user namespace and
-  `setpriv` switches to a real host uid owned by the slot (base_uid + slot). RLIMIT_NPROC then
-  counts only that slot's processes (it is ignored for root and is per-uid on the host).
+  `setpriv` switches to a real host uid owned by the slot (unique on the host, see uids.py).
+  RLIMIT_NPROC then counts only that slot's processes (it is ignored for root, per-uid on the host).
 - as an ordinary user: bwrap uses an unprivileged user namespace (`--unshare-user`, uid 65534
   inside); RLIMIT_NPROC counts the worker user's processes, so give each worker its own user.
 """
@@ -87,7 +87,7 @@ def privileged() -> bool:
 
 
 def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
-    """The full argv: bwrap ... [setpriv ...] python zygote.py <paths to wipe>."""
+    """The full argv: bwrap ... [setpriv ...] python zygote.py."""
     python = python or sys.executable
     ro = [str(p) for p in runtime_paths() + list(spec.extra_ro)]
     ro = [p for p in ro if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in ro)]
@@ -122,5 +122,5 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
     if privileged():
         cmd += [SETPRIV, f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    cmd += [python, "-s", ZYGOTE_PATH, WORKSPACE, "/tmp", "/dev/shm"]
+    cmd += [python, "-s", ZYGOTE_PATH]
     return cmd

@@ -89,7 +89,7 @@ class SandboxKernelManager(AsyncKernelManager):
         return True
 
     async def _async_is_alive(self) -> bool:
-        return self.slot.kernel_alive(self.pid)
+        return self.slot.kernel_alive(self.pid, self.info.generation)
 
     is_alive = _async_is_alive
 

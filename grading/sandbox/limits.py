@@ -13,13 +13,18 @@ class Limits:
     cell_timeout_seconds: int = 30
     #: Wall seconds for a whole submission (all notebooks) before everything is killed.
     submission_timeout_seconds: int = 300
-    #: Memory student code may allocate, bytes. Enforced as an address-space limit (RLIMIT_AS) of
-    #: memory_bytes + address_space_headroom_bytes: an idle ipykernel already maps ~0.75 GiB of
-    #: virtual memory (libraries, thread stacks) that it never touches.
+    #: Memory student code may allocate, bytes. For the whole submission (all its processes) by a
+    #: cgroup where the host has one (see submission_memory_bytes); and per process always, as an
+    #: address-space limit (RLIMIT_AS) of memory_bytes + address_space_headroom_bytes: an idle
+    #: ipykernel already maps ~0.75 GiB of virtual memory (libraries, thread stacks) it never touches.
     memory_bytes: int = 1 << 30
     address_space_headroom_bytes: int = 1 << 30
-    #: Processes and threads of the sandbox user (RLIMIT_NPROC; each slot has its own uid).
+    #: Processes and threads: of the whole submission (cgroup pids.max, where the host has cgroups)
+    #: and of the slot's uid (RLIMIT_NPROC; each slot has a uid of its own on the host).
     processes: int = 64
+    #: Memory the sandbox's own processes use before any student code runs (the zygote and idle
+    #: kernels, ~60-100 MiB each): added to `memory_bytes` for the whole-submission cgroup limit.
+    runtime_overhead_bytes: int = 384 << 20
     #: Largest file the kernel may write (RLIMIT_FSIZE), bytes.
     file_size_bytes: int = 64 << 20
     #: Size of the sandbox's /tmp (a tmpfs), bytes.
@@ -53,6 +58,10 @@ class Limits:
             "file_size": self.file_size_bytes,
             "open_files": self.open_files,
         }
+
+    def submission_memory_bytes(self) -> int:
+        """The memory limit of the submission's cgroup: student memory + the runtime's own."""
+        return self.memory_bytes + self.runtime_overhead_bytes
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

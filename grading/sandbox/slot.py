@@ -1,8 +1,15 @@
-"""One sandbox slot: a bubblewrap sandbox running the kernel zygote, driven over a pipe.
+"""One sandbox slot: a bubblewrap sandbox per submission, running the kernel zygote, driven over a pipe.
 
-A slot hands out one fresh kernel at a time (`spawn`), can pre-start the next one while the host
-scores the previous notebook, and kills everything the kernel started (`reset`). If the zygote
-itself dies (a student cannot reach it, but a host OOM kill can), the slot restarts the sandbox.
+A slot serves one submission per sandbox. Each submission gets:
+- a new bubblewrap sandbox, so a new pid namespace: killing its init kills every process the
+  submission started, detached (`setsid`, double fork) or not;
+- a new workspace and socket folder (never a wiped, reused one); the old ones are renamed away and
+  removed in the background, without recursion (`cleanup.py`);
+- a new cgroup where the host has one (`cgroups.py`): memory and processes limited for the whole
+  submission.
+`teardown` proves the slot clean (no process left in the namespace, in the cgroup or, as root, with
+the slot's uid anywhere on the host) before anything new starts; if it cannot, the slot is retired
+(`SlotRetired`) and its uid is never handed out again by this process.
 """
 
 from __future__ import annotations
@@ -12,27 +19,33 @@ import logging
 import os
 import queue
 import secrets
-import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cgroups, uids
 from .bwrap import RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
+from .cleanup import Discarder, sweep_stale_roots
 from .limits import Limits
 
 log = logging.getLogger(__name__)
 
-#: Host uids for slots when the worker runs as root: BASE_UID + slot number.
-BASE_UID = 61000
+BASE_UID = uids.BASE_UID
 
 
 class SandboxError(RuntimeError):
-    """The sandbox could not be started or stopped responding."""
+    """The sandbox could not be started or stopped responding (an infrastructure failure)."""
+
+
+class SlotRetired(SandboxError):
+    """The slot could not be proven clean; it is never used again."""
 
 
 @dataclass
@@ -42,6 +55,75 @@ class KernelInfo:
     pid: int
     connection: dict
     started: float
+    #: the sandbox it lives in (pids restart from 1 in every new sandbox)
+    generation: int = 0
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+            out.append(int(name))
+    return out
+
+
+def _pid_ns(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def processes_in_ns(inode: int) -> list[int]:
+    """Host pids of every live process (zombies are dead) in the pid namespace with this inode."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _pid_ns(int(p)) == inode and not _zombie(int(p))]
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    """Host pids of live processes (not zombies: those are dead, waiting to be reaped) of a uid."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                for line in f:
+                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                        break
+                    if line.startswith("Uid:"):
+                        if uid in (int(x) for x in line.split()[1:3]):
+                            out.append(int(name))
+                        break
+        except OSError:
+            continue
+    return out
+
+
+_spawner: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _popen(*args, **kw) -> subprocess.Popen:
+    """Start the sandbox from one long-lived thread. bwrap's --die-with-parent (PR_SET_PDEATHSIG)
+    fires when the *thread* that started it ends; slots are restarted from short-lived threads."""
+    global _spawner
+    if _spawner is None or _spawner[0] != os.getpid():  # none yet, or inherited through fork
+        _spawner = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner"))
+    return _spawner[1].submit(subprocess.Popen, *args, **kw).result()
 
 
 class SandboxSlot:
@@ -49,70 +131,173 @@ class SandboxSlot:
                  extra_env: dict[str, str] | None = None) -> None:
         self.slot = slot
         self.limits = limits or Limits()
-        self.uid = BASE_UID + slot
+        self.lease = uids.acquire(preferred=slot)
+        self.uid = self.lease.uid
         self.extra_env = extra_env or {}
         self.root = Path(tempfile.mkdtemp(prefix=f"coursehub-sandbox-{slot}-", dir=base_dir))
         if len(str(self.root)) > 60:  # unix socket paths (run/<id>-<n>) must stay under 108 bytes
             os.rmdir(self.root)
             self.root = Path(tempfile.mkdtemp(prefix=f"coursehub-sandbox-{slot}-", dir="/tmp"))
         os.chmod(self.root, 0o700)
-        self.workspace = self.root / "work"
-        self.run_dir = self.root / "run"
+        (self.root / "owner").write_text(f"{os.getpid()}\n")
+        self.generation = 0
+        self.gen_dir = self.root / "g0"
         self.proc: subprocess.Popen | None = None
+        self.cgroup: cgroups.SubmissionCgroup | None = None
+        self.ns_inode: int | None = None
+        self.init_pid: int | None = None
+        self.retired = False
+        self._discarder = Discarder()
+        sweep_stale_roots(self.root.parent, "coursehub-sandbox-", self._discarder)
         self._events: queue.Queue = queue.Queue()
         self._exited: dict[int, int] = {}
+        self._lock = threading.Lock()
         self.kernel: KernelInfo | None = None
         self.restarts = 0
 
+    @property
+    def workspace(self) -> Path:
+        return self.gen_dir / "work"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.gen_dir / "run"
+
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """A new sandbox (new pid namespace, new workspace, new cgroup) for the next submission."""
+        if self.retired:
+            raise SlotRetired(f"sandbox slot {self.slot} (uid {self.uid}) is retired")
+        if self.proc is not None:
+            raise SandboxError(f"sandbox slot {self.slot} is already running")
+        self.generation += 1
+        self.gen_dir = self.root / f"g{self.generation}"
+        self.gen_dir.mkdir(mode=0o700)
         for d in (self.workspace, self.run_dir):
-            d.mkdir(exist_ok=True)
+            d.mkdir()
             if privileged():
                 os.chown(d, self.uid, self.uid)
             os.chmod(d, 0o700)
+        backend = cgroups.detect()
+        self.cgroup = None
+        if backend is not None:
+            self.cgroup = cgroups.SubmissionCgroup(
+                backend, f"slot{self.uid}-g{self.generation}-{uuid.uuid4().hex[:6]}",
+                self.limits.submission_memory_bytes(), self.limits.processes)
         spec = SandboxSpec(workspace=self.workspace, run_dir=self.run_dir, uid=self.uid,
                            tmp_bytes=self.limits.tmp_bytes)
-        self.proc = subprocess.Popen(
-            sandbox_command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
-        )
         self._events = queue.Queue()
         self._exited = {}
+        try:
+            self.proc = _popen(
+                sandbox_command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
+                preexec_fn=self.cgroup.attach_self if self.cgroup is not None else None,
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            self.teardown()
+            raise SandboxError(f"sandbox slot {self.slot}: bubblewrap could not be started ({e})") from e
         threading.Thread(target=self._read, args=(self.proc, self._events), daemon=True,
                          name=f"sandbox-slot-{self.slot}").start()
-        ev = self._wait_for("ready", timeout=30)
-        log.debug("sandbox slot %s ready (zygote pid %s)", self.slot, ev["pid"])
+        try:
+            ev = self._wait_for("ready", timeout=120)
+        except SandboxError:
+            self.teardown()
+            raise
+        kids = _children(self.proc.pid)
+        self.init_pid = kids[0] if kids else None
+        self.ns_inode = _pid_ns(self.init_pid) if self.init_pid else None
+        if self.ns_inode is None or self.ns_inode == _pid_ns(os.getpid()):
+            self.teardown()
+            raise SandboxError(f"sandbox slot {self.slot}: could not find the sandbox's pid namespace")
+        log.debug("sandbox slot %s generation %s ready (zygote pid %s)", self.slot, self.generation, ev["pid"])
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def kill_sandbox(self) -> None:
+        """Kill every process of the current sandbox now (its namespace init, bwrap, its cgroup)."""
+        for pid in (self.init_pid, self.proc.pid if self.proc is not None else None):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def leftovers(self) -> list[int]:
+        """Host pids of processes of the current submission that still exist."""
+        left = set()
+        if self.ns_inode is not None:
+            left |= set(processes_in_ns(self.ns_inode))
+        if self.cgroup is not None:
+            left |= self.cgroup.pids()
+        if privileged():
+            left |= set(processes_of_uid(self.uid))
+        return sorted(left)
+
+    def teardown(self, timeout: float = 15) -> None:
+        """Kill everything the submission started and prove it is gone; discard its folders.
+        Raises SlotRetired (and retires the slot) if that cannot be proven."""
+        with self._lock:
+            self.kernel = None
+            proc = self.proc
+            self.kill_sandbox()
+            self.proc = None
+            if proc is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            deadline = time.monotonic() + timeout
+            left = self.leftovers()
+            while left and time.monotonic() < deadline:
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.02)
+                left = self.leftovers()
+            if proc is not None:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    left.append(proc.pid)
+            if self.cgroup is not None and not left and not self.cgroup.remove(timeout=5):
+                left = sorted(self.cgroup.pids()) or [-1]
+            if left:
+                self.retired = True
+                log.error("sandbox slot %s (uid %s) RETIRED: processes %s of a submission survived cleanup",
+                          self.slot, self.uid, left)
+                raise SlotRetired(f"sandbox slot {self.slot}: processes {left} survived cleanup; slot retired")
+            self.cgroup = None
+            self.ns_inode = self.init_pid = None
+            if self.gen_dir.exists():
+                self._discarder.discard(self.gen_dir)
+
+    def recycle(self) -> None:
+        """Tear the current sandbox down (proven clean) and start a new one for the next student."""
+        self.restarts += 1
+        self.teardown()
+        self.start()
+
+    restart = recycle
+
     def close(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
+        try:
+            self.teardown()
+        except SlotRetired:
+            pass
+        self._discarder.join()
+        if not self.retired:
+            self.lease.release()
             try:
-                proc.stdin.close()
+                (self.root / "owner").unlink()
+                os.rmdir(self.root)
             except OSError:
                 pass
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.kernel = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def restart(self) -> None:
-        """Throw the whole sandbox away (kills everything in it) and start a new one."""
-        self.restarts += 1
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-        self.kernel = None
-        for d in (self.workspace, self.run_dir):
-            shutil.rmtree(d, ignore_errors=True)
-        self.start()
 
     def __enter__(self) -> SandboxSlot:
         self.start()
@@ -122,23 +307,16 @@ class SandboxSlot:
         self.close()
 
     # -- kernels ----------------------------------------------------------------------------------
-    def spawn(self, env: dict[str, str] | None = None, argv: list[str] | None = None,
-              fresh: bool = True) -> KernelInfo:
-        """Fork a kernel. With `fresh` (a new submission), first kill everything that ran in the
-        sandbox and wipe the workspace, /tmp and /dev/shm. Returns as soon as the process exists;
-        the kernel finishes starting in the background (clients wait for it), which is what lets
-        a worker pre-start the kernels of its next submission."""
+    def spawn(self, env: dict[str, str] | None = None, argv: list[str] | None = None) -> KernelInfo:
+        """Fork a kernel for the current submission. Returns as soon as the process exists; the
+        kernel finishes starting in the background (clients wait for it)."""
         if not self.alive():
-            self.restart()
-            fresh = True
+            raise SandboxError(f"sandbox slot {self.slot}: the sandbox is not running")
         name = uuid.uuid4().hex[:8]
         key = secrets.token_hex(16)
         inside = {"transport": "ipc", "ip": f"{RUN_DIR}/{name}", "key": key, "signature_scheme": "hmac-sha256",
                   "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5,
                   "kernel_name": "python3"}
-        if fresh:
-            for stale in self.run_dir.iterdir():
-                stale.unlink(missing_ok=True)
         conn_file = self.run_dir / f"{name}.json"
         conn_file.write_text(json.dumps(inside))
         if privileged():
@@ -152,27 +330,26 @@ class SandboxSlot:
             **self.extra_env, **(env or {}),
         }
         req = {"op": "spawn", "connection_file": f"{RUN_DIR}/{name}.json", "argv": argv or [],
-               "env": kernel_env, "cwd": WORKSPACE, "limits": self.limits.rlimits(), "fresh": fresh}
-        try:
-            ev = self._request(req, "spawned", timeout=30)
-        except SandboxError:
-            self.restart()
-            return self.spawn(env, argv, fresh=True)
+               "env": kernel_env, "cwd": WORKSPACE, "limits": self.limits.rlimits()}
+        ev = self._request(req, "spawned", timeout=60)
         outside = dict(inside, ip=str(self.run_dir / name))
-        self.kernel = KernelInfo(pid=ev["pid"], connection=outside, started=time.monotonic())
+        self.kernel = KernelInfo(pid=ev["pid"], connection=outside, started=time.monotonic(),
+                                 generation=self.generation)
         return self.kernel
 
     def kill(self, kernel: KernelInfo) -> None:
-        """Kill one kernel and the processes in its group (the rest of the sandbox stays)."""
-        if self.alive() and self.kernel_alive(kernel.pid):
+        """Kill one kernel and the processes in its group (the rest of the sandbox stays until
+        teardown, which kills everything)."""
+        if self.alive() and self.kernel_alive(kernel.pid, kernel.generation):
             try:
                 self._request({"op": "kill", "pid": kernel.pid}, "killed", timeout=10)
-            except SandboxError:
-                self.restart()
+            except SandboxError as e:
+                log.warning("%s", e)
 
-    def kernel_alive(self, pid: int | None = None) -> bool:
+    def kernel_alive(self, pid: int | None = None, generation: int | None = None) -> bool:
+        """Is this kernel (of this sandbox generation, if given) still running?"""
         pid = pid if pid is not None else (self.kernel.pid if self.kernel else None)
-        if pid is None or not self.alive():
+        if pid is None or not self.alive() or generation not in (None, self.generation):
             return False
         self._drain()
         return pid not in self._exited
@@ -180,17 +357,6 @@ class SandboxSlot:
     def exit_status(self, pid: int) -> int | None:
         self._drain()
         return self._exited.get(pid)
-
-    def reset(self, timeout: float = 10) -> None:
-        """Kill the kernel and every process it started; wipe the writable places."""
-        self.kernel = None
-        if not self.alive():
-            self.restart()
-            return
-        try:
-            self._request({"op": "reset"}, "reset", timeout=timeout)
-        except SandboxError:
-            self.restart()
 
     # -- pipe -------------------------------------------------------------------------------------
     @staticmethod
@@ -230,14 +396,16 @@ class SandboxSlot:
             if ev.get("op") == "error":
                 raise SandboxError(f"sandbox slot {self.slot}: {ev.get('error')}")
             if ev.get("op") == "eof":
-                raise SandboxError(f"sandbox slot {self.slot}: the sandbox exited (bwrap status {self.proc.poll()})")
+                status = self.proc.poll() if self.proc is not None else None
+                raise SandboxError(f"sandbox slot {self.slot}: the sandbox exited (bwrap status {status})")
 
     def _request(self, req: dict, op: str, timeout: float) -> dict:
-        if self.proc is None or self.proc.stdin is None:
+        proc = self.proc
+        if proc is None or proc.stdin is None:
             raise SandboxError(f"sandbox slot {self.slot} is not running")
         try:
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
+            proc.stdin.write((json.dumps(req) + "\n").encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as e:
             raise SandboxError(f"sandbox slot {self.slot}: zygote unreachable ({e})") from e
         return self._wait_for(op, timeout)

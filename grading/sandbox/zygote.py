@@ -1,23 +1,20 @@
 """Kernel zygote: runs INSIDE the sandbox, forks one fresh ipykernel per notebook.
 
-A sandbox slot serves one submission at a time: its kernels (one per notebook) may be forked ahead
-of time, all after a "fresh" spawn that removed everything the previous submission left.
+A sandbox (and so this zygote) serves exactly one submission: the host starts a new one, with a
+new pid namespace and a new workspace, for every submission, and kills the whole namespace after
+it. So the zygote never cleans up after a student; it only forks kernels and kills single ones.
 
 Why: importing ipykernel/IPython costs ~0.3 s of CPU per kernel. The zygote pays it once per
-sandbox slot and then forks; every notebook still gets a new process of its own that has never run
-anyone else's code (the zygote never executes student code). Before each fork the zygote kills
-every other process in the sandbox (kill(-1)) and wipes the writable places (workspace, /tmp,
-/dev/shm), so nothing from one student's kernel can reach the next one.
+sandbox and then forks; every notebook still gets a new process of its own that has never run
+anyone else's code (the zygote never executes student code).
 
 Protocol: one JSON object per line on stdin, one per line on stdout.
-  -> {"op": "spawn", "connection_file": PATH, "argv": [...], "env": {...}, "limits": {...},
-      "fresh": true}                    (fresh: first kill everything and wipe, as for a new student)
+  -> {"op": "spawn", "connection_file": PATH, "argv": [...], "env": {...}, "limits": {...}}
   <- {"op": "spawned", "pid": N}        (or {"op": "error", "error": "..."})
   -> {"op": "kill", "pid": N}           (kill one kernel's process group)
   <- {"op": "killed", "pid": N}
-  -> {"op": "reset"}                    (kill the kernel and everything it started, wipe)
-  <- {"op": "reset", "killed": N}
   <- {"op": "exit", "pid": N, "status": S}   (unsolicited: the kernel process ended)
+  <- {"op": "ready", "pid": N}          (once, at start)
 This file only uses the standard library and ipykernel: it is the only code of ours in the sandbox.
 """
 
@@ -25,7 +22,6 @@ import json
 import os
 import resource
 import selectors
-import shutil
 import signal
 import sys
 
@@ -61,27 +57,6 @@ def send(obj):
     sys.stdout.flush()
 
 
-def others():
-    me = os.getpid()
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
-
-
-def sweep():
-    """Kill every process of the sandbox but the zygote and init; reap our own children."""
-    killed = 0
-    for _ in range(200):
-        left = others()
-        if not left:
-            break
-        killed += len(left)
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        reap()
-    return killed
-
-
 def reap():
     while True:
         try:
@@ -91,27 +66,6 @@ def reap():
         if pid == 0:
             return
         send({"op": "exit", "pid": pid, "status": status})
-
-
-def wipe(paths):
-    for top in paths:
-        if not os.path.isdir(top):
-            continue
-        for root, dirs, _files in os.walk(top):
-            for d in dirs:
-                try:
-                    os.chmod(os.path.join(root, d), 0o700)
-                except OSError:
-                    pass
-        for name in os.listdir(top):
-            path = os.path.join(top, name)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
 
 
 def run_kernel(req):
@@ -149,7 +103,6 @@ def not_dumpable():
 
 def main():
     not_dumpable()
-    wipe_paths = [p for p in sys.argv[1:]]
     rfd, wfd = os.pipe()
     os.set_blocking(wfd, False)
     os.set_blocking(rfd, False)
@@ -171,21 +124,16 @@ def main():
                 continue
             chunk = os.read(sys.stdin.fileno(), 65536)
             if not chunk:
-                sweep()
-                return
+                return  # the host went away: the sandbox (and every process in it) ends with us
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                handle(json.loads(line), wipe_paths, sel, rfd, wfd)
+                handle(json.loads(line), sel, rfd, wfd)
 
 
-def handle(req, wipe_paths, sel, rfd, wfd):
+def handle(req, sel, rfd, wfd):
     op = req.get("op")
-    if op == "reset":
-        killed = sweep()
-        wipe(wipe_paths)
-        send({"op": "reset", "killed": killed})
-    elif op == "kill":
+    if op == "kill":
         try:
             os.killpg(int(req["pid"]), signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -193,9 +141,6 @@ def handle(req, wipe_paths, sel, rfd, wfd):
         reap()
         send({"op": "killed", "pid": req["pid"]})
     elif op == "spawn":
-        if req.get("fresh", True):
-            sweep()
-            wipe(wipe_paths)
         os.makedirs(req["env"].get("IPYTHONDIR", "/tmp/ipython"), exist_ok=True)
         try:
             pid = os.fork()

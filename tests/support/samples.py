@@ -197,6 +197,67 @@ HOSTILE: dict[str, Callable[[Notebooks], Notebooks]] = {
 }
 
 
+# -- output floods through every IOPub message type (each must hit the output cap) ----------------
+_MB = "'x' * 1_000_000"
+OUTPUT_FLOODS: dict[str, Callable[[Notebooks], Notebooks]] = {
+    "update_display_flood": _hostile(
+        "from IPython.display import display, update_display\nh = display('start', display_id='d')\n"
+        f"for i in range(40):\n    update_display({_MB} + str(i), display_id='d')\n"),
+    "display_amplified": _hostile(  # one update rewrites every output with the same display id
+        "from IPython.display import display, update_display\nfor i in range(200):\n    display('.', display_id='d')\n"
+        "update_display('x' * 250_000, display_id='d')\n"),
+    "display_flood": _hostile(f"from IPython.display import display\nfor i in range(40):\n    display({_MB})\n"),
+    "execute_result_flood": _hostile(f"{_MB} * 40\n"),
+    "error_flood": _hostile(f"raise ValueError({_MB} * 40)\n"),
+    "stderr_flood": _hostile(f"import sys\nfor i in range(40):\n    sys.stderr.write({_MB})\n"),
+    "comm_flood": _hostile(
+        "from ipykernel.comm import Comm\nw = {'_model_module': 'm', '_model_name': 'n'}\n"
+        "c = Comm(target_name='jupyter.widget', data={'state': w})\n"
+        f"for i in range(40):\n    c.send({{'method': 'update', 'state': {{'k' + str(i): {_MB}}}}})\n"),
+    "comm_open_flood": _hostile(
+        "from ipykernel.comm import Comm\n"
+        f"cs = [Comm(target_name='jupyter.widget', data={{'state': {{'_model_module': 'm', '_model_name': 'n', "
+        f"'v': {_MB}}}}}) for i in range(40)]\n"),
+}
+
+#: leaves a process that detached (double fork + setsid) and a 1,500-level folder tree behind
+PERSIST_MARKER = "coursehub-persist-marker"
+PERSIST = _hostile(
+    "import os, sys, time\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        for fd in range(3):\n            os.close(fd)\n"
+    f"        os.execv(sys.executable, [sys.executable, '-c', 'import time, os\\nwhile True:\\n    "
+    f"open(\"/tmp/{PERSIST_MARKER}\", \"w\").write(\"x\")\\n    time.sleep(0.05)\\n', '{PERSIST_MARKER}'])\n"
+    "    os._exit(0)\n"
+    "time.sleep(0.5)\n"
+    "d = os.open('.', os.O_RDONLY)\n"
+    "for i in range(1500):\n    os.mkdir('deep', dir_fd=d)\n    n = os.open('deep', os.O_RDONLY, dir_fd=d)\n"
+    "    os.close(d)\n    d = n\n"
+    f"open('{PERSIST_MARKER}', 'w').write('x')\nos.chmod('deep', 0)\n" + SOLUTIONS["mean"])
+
+#: prints every foreign process it can see and any marker a previous submission left
+PROBE = _hostile(
+    "import os\nseen = []\nfor p in os.listdir('/proc'):\n    try:\n"
+    "        seen.append(open(f'/proc/{p}/cmdline', 'rb').read().replace(b'\\0', b' ').decode())\n"
+    "    except (OSError, ValueError):\n        pass\n"
+    f"print('PROCS', [c for c in seen if '{PERSIST_MARKER}' in c])\n"
+    f"print('FILES', [p for p in ('/tmp/{PERSIST_MARKER}', '{PERSIST_MARKER}', 'deep', '/dev/shm/{PERSIST_MARKER}') "
+    "if os.path.lexists(p)])\n" + SOLUTIONS["mean"])
+
+
+def fork_memory(children: int, mib: int):
+    """Forks `children` processes that each touch `mib` MiB at the same time; prints how many got it."""
+    return _hostile(
+        "import os, time\npids = []\n"
+        f"for i in range({children}):\n    pid = os.fork()\n    if pid == 0:\n"
+        f"        try:\n            b = b'x' * ({mib} << 20)\n            time.sleep(3)\n            os._exit(0)\n"
+        "        except MemoryError:\n            os._exit(3)\n    pids.append(pid)\n"
+        "ok = sum(1 for p in pids if os.waitpid(p, 0)[1] == 0)\n"
+        "print('CHILDREN_OK', ok)\n" + SOLUTIONS["mean"])
+
+
 def snoop(paths: list[str]):
     """A submission that tries to read other students' submissions and the gradebook, and prints
     what it finds (the test checks nothing of them reaches the output)."""

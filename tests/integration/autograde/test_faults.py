@@ -97,26 +97,39 @@ def test_sigkilled_worker_job_completes_once_after_restart(course_copy, tmp_path
     q.engine.dispose()
 
 
-def test_grader_crash_every_time_goes_to_dead_letters_without_blocking(course_copy, tmp_path):
+def test_grader_crash_every_time_goes_to_dead_letters_without_blocking(course_copy, tmp_path, monkeypatch):
+    from coursehub.grading.autograde.grader import Grader
+
     course = course_copy()
-    bad = samples.write_submission(course, "broken", samples.correct(samples.released(course)))
-    (bad / "part1.ipynb").write_text("{ this is not a notebook")
-    for s in ("good1", "good2"):
+    for s in ("crasher", "broken", "good1", "good2"):
         samples.write_submission(course, s, samples.correct(samples.released(course)))
+    (course / "submitted" / "broken" / "ps1" / "part1.ipynb").write_text("{ this is not a notebook")
+    real_write = Grader._write_files
+
+    def write_files(slot, job):  # a grader fault (not the student's) on every attempt for one job
+        if job.student == "crasher":
+            raise OSError("the workspace disk failed")
+        return real_write(slot, job)
+
+    monkeypatch.setattr(Grader, "_write_files", staticmethod(write_files))
     q = JobQueue(f"sqlite:///{tmp_path / 'queue.sqlite'}", max_attempts=2, backoff_base=0.2)
     q.create_tables()
-    ids = {s: q.enqueue("demo-101", "ps1", s, {"course_dir": str(course)}) for s in ("broken", "good1", "good2")}
+    ids = {s: q.enqueue("demo-101", "ps1", s, {"course_dir": str(course)}) for s in ("crasher", "broken", "good1", "good2")}
     worker = QueueWorker(q, LocalExecutor(Limits(cell_timeout_seconds=20), slot=56), lease_seconds=30,
                          poll_seconds=0.1)
     try:
         worker.run(max_idle=2)
     finally:
         worker.close()
-    assert q.get(ids["broken"]).status == DEAD
-    assert [j.id for j in q.dead_letters("demo-101")] == [ids["broken"]]
-    assert "not a notebook" in q.dead_letters()[0].last_error or "JSON" in q.dead_letters()[0].last_error \
-        or "Notebook" in q.dead_letters()[0].last_error
+    assert q.get(ids["crasher"]).status == DEAD
+    assert [j.id for j in q.dead_letters("demo-101")] == [ids["crasher"]]
+    assert "the workspace disk failed" in q.dead_letters()[0].last_error
+    # a file that is not a notebook is the student's: one attempt, a clear status, no grades
+    broken = q.get(ids["broken"])
+    assert broken.status == DONE and broken.attempts == 1
+    assert broken.result["status"] == "invalid" and "part1.ipynb is not a gradable notebook" in broken.result["error"]
     assert q.get(ids["good1"]).status == DONE and q.get(ids["good2"]).status == DONE
     snap = samples.gradebook_snapshot(f"sqlite:///{course / 'gradebook.db'}", "demo-101")
     assert snap[("good2", "part1", "test-mean", "grade")][0] == 3.0
+    assert not any(k[0] in ("broken", "crasher") for k in snap)
     q.engine.dispose()

@@ -129,4 +129,5 @@ def test_grader_is_healthy_afterwards(setup):
     course, _, grader, _ = setup
     result = grade(setup, "victim")
     assert result.status == "graded" and result.score() == 7.0
+    grader.wait_idle()
     assert all(s.alive() for s in grader.slots)

@@ -65,3 +65,44 @@ def test_regrade_skips_then_force_regrades(course_copy):
     assert forced.returncode == 0, forced.stderr
     snap = samples.gradebook_snapshot(f"sqlite:///{course / 'gradebook.db'}", "demo-101")
     assert snap[("alice", "part1", "test-squares", "grade")][0] == 0
+
+
+class cpu_hogs:
+    """Busy-loop processes beside the test, for its duration: a loaded machine (issue 17)."""
+
+    def __init__(self, n: int = 4) -> None:
+        self.n = n
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> cpu_hogs:
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"]) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def test_same_scores_under_load(course_copy):
+    """A grade never depends on load: every ordinary variant (twice), graded with CPU hogs beside the
+    grader, equals nbgrader's grades from an unloaded run, cell by cell."""
+    ours = course_copy("ours")
+    students = samples.varied(2 * len(samples.ORDINARY))
+    for student, variant in students:
+        samples.write_submission(ours, student, variant(samples.released(ours)),
+                                 timestamp="2026-12-18 12:00:00.000000 UTC")
+    upstream = ours.parent / "upstream"
+    shutil.copytree(ours, upstream)
+    proc = samples.run_nbgrader_autograde(upstream)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    with cpu_hogs(4):
+        mine = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
+                               "--workers", "2", "--no-progress"], env=env, capture_output=True, text=True)
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    a = samples.gradebook_snapshot(f"sqlite:///{upstream / 'gradebook.db'}", "demo-101")
+    b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "demo-101")
+    assert {s for s, *_ in a} == {s for s, _ in students}
+    assert {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)} == {}, mine.stdout

@@ -331,13 +331,13 @@ class KubernetesExecutor:
         return payload, kjob
 
     def grade(self, job: SubmissionJob, index: SourceIndex, config: Config) -> SubmissionResult:
+        problem = job.invalid or self.too_big(job)  # the student's files: a status of their own, as locally
+        if problem:
+            return SubmissionResult(job.student, job.assignment, "invalid", seconds=0.0, error=problem)
         batch, core = self._apis()
         inbox = self.inbox()
         t0 = time.monotonic()
         job_id = uuid.uuid4().hex[:16]
-        problem = self.too_big(job)
-        if problem:
-            return SubmissionResult(job.student, job.assignment, "failed", seconds=0.0, error=problem)
         payload, _ = self.objects(job, index, config, job_id=job_id, token="-")
         slot = inbox.open(job_id, payload)
         kjob = grader_job(f"autograde-{job_id}", self.namespace, self.image_for(config), self.limits,

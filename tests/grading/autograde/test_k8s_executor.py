@@ -136,3 +136,17 @@ def test_oversized_submissions_fail_with_a_clear_error(course, executor):
     job.files.pop("data/big.bin")
     executor.max_input_bytes = 10
     assert "grading.max_submission_bytes" in executor.too_big(job)
+
+
+def test_unreadable_or_oversized_submissions_are_invalid_and_no_job_is_created(course, executor, monkeypatch):
+    """As the local grader: the student's files get status `invalid` with the reason; nothing runs."""
+    monkeypatch.setattr(executor, "_apis", lambda: pytest.fail("no Kubernetes call for an invalid submission"))
+    index = course.source_index("ps1")
+    job = course.job("alice", "ps1", index)
+    job.invalid = "part1.ipynb is not UTF-8"
+    result = executor.grade(job, index, course.config)
+    assert (result.status, result.error) == ("invalid", "part1.ipynb is not UTF-8")
+    job = course.job("bob", "ps1", index)
+    job.files["data/big.bin"] = b"x" * (executor.max_file_bytes + 1)
+    result = executor.grade(job, index, course.config)
+    assert result.status == "invalid" and "data/big.bin" in result.error

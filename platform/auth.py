@@ -25,11 +25,16 @@ from .courses import Catalog, Course, course_group
 from .groups import existing_groups
 from .lti import handlers as lti_handlers
 from .lti import services as lti_services
+from .lti.deep_linking_pages import RETURN_PATH as DEEP_LINK_RETURN_PATH
+from .lti.deep_linking_pages import DeepLinkReturnHandler
 from .lti.identity import username_candidates
 from .lti.keys import KeyPair, load_or_create_key_pair, tool_key_path
 from .lti.local_registration import registration as local_registration
 from .lti.open_page import OpenHandler
 from .lti.opening import exchange_fetcher, preload
+from .lti.registration_pages import LINKS_PATH as REGISTRATION_LINKS_PATH
+from .lti.registration_pages import REGISTER_PATH, RegisterHandler, RegistrationLinksHandler
+from .lti.registration_store import RegistrationStore
 from .lti.registry import Registration, Registry
 from .lti.store import LtiStore
 from .lti.validation import LaunchValidator, ValidLaunch
@@ -79,13 +84,23 @@ class CoursehubAuthenticator(LTI13Authenticator):
     sso = Dict(config=True, help="Campus SSO settings (auth.sso), empty when off.")
     link_claim = Unicode("", config=True, help="Claim linking LTI and SSO identities of one person ('' = off).")
     exchange_enabled = Bool(True, config=True, help="Assignments come through the grading service's exchange.")
+    registration_hosts = List(Unicode(), config=True,
+                              help="Hosts LMSes may register from dynamically ([] = any public host).")
+    allow_loopback_registration = Bool(False, config=True,
+                                       help="Dynamic registration from http://127.0.0.1 (local mode only).")
 
     # --- shared objects -------------------------------------------------------------------------
     @cached_property
     def registry(self) -> Registry:
-        return Registry([Registration.from_dict(p) for p in self.platforms],
-                        jwks_cache_seconds=self.jwks_cache_seconds,
+        configured = [Registration.from_dict(p) for p in self.platforms]
+        names = {r.name for r in configured}
+        dynamic = [r for r in self.registration_store.all() if r.name not in names]  # YAML wins a name clash
+        return Registry(configured + dynamic, jwks_cache_seconds=self.jwks_cache_seconds,
                         min_refetch_seconds=self.jwks_min_refetch_seconds)
+
+    @cached_property
+    def registration_store(self) -> RegistrationStore:
+        return RegistrationStore(self.store.engine)
 
     @cached_property
     def store(self) -> LtiStore:
@@ -135,6 +150,9 @@ class CoursehubAuthenticator(LTI13Authenticator):
             (self.config_json_url(""), self.config_handler),
             (self.jwks_url(""), lti_handlers.ToolJwksHandler),
             ("/coursehub/open", OpenHandler),
+            ("/" + DEEP_LINK_RETURN_PATH, DeepLinkReturnHandler),
+            ("/" + REGISTRATION_LINKS_PATH, RegistrationLinksHandler),
+            ("/" + REGISTER_PATH, RegisterHandler),
         ]
         if self.local_lms:
             from .local_lms.handlers import local_lms_handlers
@@ -213,6 +231,8 @@ def configure(c: Any, settings: Settings, catalog: Catalog) -> None:
     a.jwks_cache_seconds = lti.jwks_cache_seconds
     a.jwks_min_refetch_seconds = lti.jwks_min_refetch_seconds
     a.local_lms = local_lms
+    a.registration_hosts = list(lti.registration_hosts)
+    a.allow_loopback_registration = settings.local
     a.exchange_enabled = settings.grading.enabled
     a.hub_ip = settings.hub.ip
     a.public_url = (settings.hub.public_url or "").rstrip("/")

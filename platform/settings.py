@@ -78,6 +78,9 @@ class LtiSettings(Section):
     jwks_min_refetch_seconds: int = Field(10, ge=0)
     #: The built-in LMS launch page (local mode only, loopback only).
     local_lms: bool = True
+    #: Hosts (host or host:port) LMSes may register from through dynamic registration links;
+    #: [] = any host with public addresses.
+    registration_hosts: list[str] = []
 
     @model_validator(mode="after")
     def _unique_names(self) -> LtiSettings:

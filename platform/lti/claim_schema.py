@@ -37,6 +37,8 @@ TITLE_MAX = 1024
 CLAIMS_MAX_BYTES = 64 * 1024
 #: Free-form objects we keep (custom parameters) or ignore (presentation, platform info).
 OBJECT_MAX_BYTES = 16 * 1024
+#: The deep linking request's opaque `data`, echoed in the response form.
+DL_DATA_MAX = 8192
 
 Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=ID_MAX)]
 Short = Annotated[StrictStr, StringConstraints(max_length=ID_MAX)]
@@ -114,6 +116,29 @@ class LaunchClaims(_Part):
     _objects = field_validator("custom", "launch_presentation", "tool_platform")(_small_object)
 
 
+class DeepLinkingSettings(_Part):
+    """The `deep_linking_settings` claim of an LtiDeepLinkingRequest (Deep Linking 2.0, section 4.4.1)."""
+
+    deep_link_return_url: Url
+    accept_types: Annotated[list[Short], Field(min_length=1, max_length=20)]
+    accept_presentation_document_targets: Annotated[list[Short], Field(max_length=20)] = []
+    accept_media_types: Short | None = None
+    accept_multiple: bool | None = None
+    accept_lineitem: bool | None = None
+    auto_create: bool | None = None
+    title: Title | None = None
+    text: Annotated[StrictStr, StringConstraints(max_length=OBJECT_MAX_BYTES)] | None = None
+    #: Opaque to us (Canvas sends a JWT), echoed back in the response; never stored.
+    data: Annotated[StrictStr, StringConstraints(max_length=DL_DATA_MAX)] | None = None
+
+
+class DeepLinkingClaims(LaunchClaims):
+    """An LtiDeepLinkingRequest: no resource link, a deep_linking_settings claim instead."""
+
+    resource_link: ResourceLink | None = Field(None, alias=C.RESOURCE_LINK)  # type: ignore[assignment]
+    deep_linking_settings: DeepLinkingSettings = Field(alias=C.DEEP_LINKING_SETTINGS)
+
+
 _TOO_LONG = {"string_too_long", "too_long"}
 
 
@@ -123,8 +148,9 @@ def check_claims(claims: dict[str, Any], *, extra_strings: tuple[str, ...] = ())
     `extra_strings` are further claims that must be short strings when present (e.g. the
     configured account-linking claim, which is stored).
     """
+    model = DeepLinkingClaims if claims.get(C.MESSAGE_TYPE) == C.DEEP_LINKING_REQUEST else LaunchClaims
     try:
-        LaunchClaims.model_validate(claims)
+        model.model_validate(claims)
     except PydanticError as e:
         raise _refusal(e.errors(include_input=False, include_url=False)) from None
     for name in extra_strings:

@@ -24,3 +24,9 @@ AGS_SCOPES = (
     "https://purl.imsglobal.org/spec/lti-ags/scope/score",
 )
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+DL_CONTENT_ITEMS = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
+DL_DATA = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
+DL_MSG = "https://purl.imsglobal.org/spec/lti-dl/claim/msg"
+DEEP_LINKING_RESPONSE = "LtiDeepLinkingResponse"

@@ -4,6 +4,7 @@
   server-side nonce;
 - launch (`/hub/lti13/oauth_callback`): complete validation, course and role, sign-in, services
   stored, redirect to what the link opens; refusals get a page and an audit line, never a session;
+- deep linking requests from staff: the picker (`deep_linking_pages.py`);
 - tool JWKS (`/hub/lti13/jwks`) and tool configuration JSON (`/hub/lti13/config`);
 - `/hub/coursehub/open` lives in `open_page.py`.
 
@@ -26,11 +27,13 @@ from tornado.httputil import url_concat
 from ..courses import AmbiguousLtiContext
 from . import claims as C
 from .audit import audit
+from .deep_linking_pages import show_picker
 from .open_page import OpenHandler
 from .pages import PageMixin
 from .refusal import LaunchRefused
 from .roles import course_role, is_course_role
 from .targets import open_path, resolve_target
+from .tool_config import tool_configuration
 from .web import ECHO_MAX, REDIRECT_MAX, SecurityHeaders, public_origin, public_scheme
 
 LAUNCH_COOKIE_PREFIX = "coursehub-lti-"
@@ -151,6 +154,11 @@ class CallbackHandler(SecurityHeaders, PageMixin, LTI13CallbackHandler):
 
         context_id = launch.context.get("id")
         role = course_role(launch.roles)
+        deep_linking = launch.message_type == C.DEEP_LINKING_REQUEST
+        if deep_linking and not context_id:
+            return await self.refuse(LaunchRefused(
+                "deep_link_no_context", "coursehub items can only be added inside an LMS course.",
+                detail="deep linking request without a context"), **ids)
         try:
             course = (auth.catalog.for_lti_context(launch.deployment_id, context_id, registration.name,
                                                    registered=len(auth.registry.registrations))
@@ -166,6 +174,8 @@ class CallbackHandler(SecurityHeaders, PageMixin, LTI13CallbackHandler):
                 "lti_unknown_course.html", 404, context_title=launch.context.get("title") or "",
                 context_id=context_id or "", deployment_id=launch.deployment_id, platform=registration.name,
                 role=role)
+        if deep_linking:
+            return await show_picker(self, launch, course, role, ids)
         if not is_course_role(role):
             return await self.refuse(LaunchRefused(
                 "observer_role", "Your role in this LMS course (observer or mentor) does not give access to "
@@ -203,26 +213,6 @@ class ToolConfigHandler(SecurityHeaders, LTI13ConfigHandler):
     async def get(self) -> None:
         auth = self.authenticator
         hub = url_path_join(public_origin(auth, self.request), self.hub.base_url)
-        config = {
-            "title": auth.tool_name,
-            "description": auth.tool_description,
-            "oidc_initiation_url": url_path_join(hub, "lti13/oauth_login"),
-            "target_link_uri": url_path_join(hub, "coursehub/open"),
-            "redirect_uris": [url_path_join(hub, "lti13/oauth_callback")],
-            "public_jwk_url": url_path_join(hub, "lti13/jwks"),
-            "jwks_uri": url_path_join(hub, "lti13/jwks"),
-            "scopes": [*C.AGS_SCOPES, C.NRPS_SCOPE],
-            "messages": [{"type": C.RESOURCE_LINK_REQUEST}],
-            "custom_fields": {},
-            "claims": ["iss", "sub", "name", "given_name", "family_name", "email"],
-            "extensions": [{
-                "platform": "canvas.instructure.com",
-                "privacy_level": "public",
-                "settings": {"placements": [{
-                    "placement": "link_selection", "message_type": C.RESOURCE_LINK_REQUEST,
-                    "windowTarget": "_blank", "target_link_uri": url_path_join(hub, "coursehub/open"),
-                }]},
-            }],
-        }
+        config = tool_configuration(hub, auth.tool_name, auth.tool_description)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(config, indent=2))

@@ -7,6 +7,7 @@ A launch is matched by (issuer, client id); its deployment must be one the regis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .jwks import JwksCache
 
@@ -26,6 +27,8 @@ class Registration:
     algorithms: tuple[str, ...] = ("RS256",)
     #: True for the built-in local LMS page.
     local: bool = False
+    #: Further origins (scheme://host) the platform serves from (settings' `service_origins`).
+    origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bad = set(self.algorithms) - ASYMMETRIC_ALGORITHMS
@@ -39,6 +42,7 @@ class Registration:
             deployment_ids=tuple(d["deployment_ids"]), auth_login_url=d["auth_login_url"],
             jwks_url=d["jwks_url"], token_url=d.get("token_url", ""),
             algorithms=tuple(d.get("algorithms") or ("RS256",)), local=bool(d.get("local", False)),
+            origins=tuple(d.get("service_origins") or ()),
         )
 
     def to_dict(self) -> dict:
@@ -46,8 +50,26 @@ class Registration:
             "name": self.name, "issuer": self.issuer, "client_ids": list(self.client_ids),
             "deployment_ids": list(self.deployment_ids), "auth_login_url": self.auth_login_url,
             "jwks_url": self.jwks_url, "token_url": self.token_url, "algorithms": list(self.algorithms),
-            "local": self.local,
+            "local": self.local, "service_origins": list(self.origins),
         }
+
+    def known_origins(self) -> set[str]:
+        """Origins this platform was registered with: where it may send browsers back to."""
+        urls = (self.issuer, self.auth_login_url, self.jwks_url, self.token_url, *self.origins)
+        return {o for o in (origin_of(u) for u in urls) if o}
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port], lower-cased, of an http(s) URL; '' for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return ""
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{parts.hostname.lower()}" + (f":{port}" if port and port != default else "")
 
 
 @dataclass
@@ -61,6 +83,12 @@ class Registry:
         names = [r.name for r in self.registrations]
         if len(names) != len(set(names)):
             raise ValueError("LTI platform names must be unique")
+
+    def add(self, registration: Registration) -> None:
+        """A registration made while the hub runs (dynamic registration); names stay unique."""
+        if self.by_name(registration.name) is not None:
+            raise ValueError(f"an LTI platform named {registration.name!r} is already registered")
+        self.registrations.append(registration)
 
     def by_name(self, name: str) -> Registration | None:
         return next((r for r in self.registrations if r.name == name), None)

@@ -52,7 +52,23 @@ def registrations(settings: Any) -> dict[str, Registration]:
         from .local_registration import registration
 
         regs["local-lms"] = registration(settings)
+    for reg in dynamic_registrations(settings):
+        regs.setdefault(reg.name, reg)  # a settings entry of the same name wins, as on the hub
     return regs
+
+
+def dynamic_registrations(settings: Any) -> list[Registration]:
+    """Platforms the hub stored through LTI Dynamic Registration (none before the hub's first start)."""
+    from .registration_store import RegistrationStore
+
+    url = store_url(settings)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []  # reading must not create the hub's database
+    store = open_store(settings)
+    try:
+        return RegistrationStore(store.engine).all()
+    finally:
+        store.dispose()
 
 
 def platform_names(settings: Any) -> list[str]:

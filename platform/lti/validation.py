@@ -25,6 +25,8 @@ from .jwks import JwksError, UnknownKeyError
 from .refusal import LaunchRefused
 from .registry import Registration, Registry
 
+#: Messages coursehub accepts: launches of links, and content selection (deep linking) by staff.
+MESSAGE_TYPES = (C.RESOURCE_LINK_REQUEST, C.DEEP_LINKING_REQUEST)
 REQUIRED = ("iss", "aud", "sub", "exp", "iat", "nonce")
 #: An id_token larger than this is not looked at (real ones are a few kilobytes).
 MAX_TOKEN_CHARS = 8 * 2**20
@@ -70,6 +72,14 @@ class ValidLaunch:
     @property
     def target_link_uri(self) -> str:
         return self.claims.get(C.TARGET_LINK_URI) or ""
+
+    @property
+    def message_type(self) -> str:
+        return self.claims[C.MESSAGE_TYPE]
+
+    @property
+    def deep_linking_settings(self) -> dict:
+        return self.claims.get(C.DEEP_LINKING_SETTINGS) or {}
 
 
 def _refuse(reason: str, message: str, status: int = 400, detail: str = "",
@@ -152,15 +162,21 @@ class LaunchValidator:
 
     def _checked(self, claims: dict[str, Any], registration: Registration, expected_nonce: str | None) -> ValidLaunch:
         """Every check after the signature, in an order that touches nothing before the types are right."""
-        if claims.get(C.MESSAGE_TYPE) != C.RESOURCE_LINK_REQUEST:
-            raise _refuse("wrong_message_type", "This tool opens resource links only (no content selection).",
+        if claims.get(C.MESSAGE_TYPE) not in MESSAGE_TYPES:
+            raise _refuse("wrong_message_type", "This tool opens resource links and deep linking requests only.",
                           detail=f"message_type={str(claims.get(C.MESSAGE_TYPE))[:64]!r}")
         check_claims(claims, extra_strings=self.extra_strings)
         client_id = self._client_id(claims, registration)
         if claims["iat"] < self.clock() - self.max_age - self.leeway:
             raise _refuse("too_old", "The launch is too old; open the link in your LMS again.")
         try:
-            self._shape.validate_id_token(claims)
+            if claims[C.MESSAGE_TYPE] == C.DEEP_LINKING_REQUEST:
+                # Upstream's list for deep linking also requires optional claims (azp, tool_platform,
+                # launch_presentation); the required ones are in claim_schema.DeepLinkingClaims.
+                if claims[C.VERSION] != "1.3.0":
+                    raise IncorrectValueError(f"Incorrect value {claims[C.VERSION]!r} for version claim")
+            else:
+                self._shape.validate_id_token(claims)
         except IncorrectValueError as e:
             reason = "wrong_message_type" if "message_type" in str(e) else "wrong_version"
             raise _refuse(reason, "The LMS sent a kind of launch this tool does not handle.", detail=str(e)) from None

@@ -74,6 +74,8 @@ class LaunchSpec:
     iat_offset: int = 0
     exp_seconds: int = 300
     with_services: bool = True
+    #: Deep linking requests: fields of the deep_linking_settings claim over the defaults.
+    dl_settings: dict = field(default_factory=dict)
 
 
 class FakeLms:
@@ -98,6 +100,14 @@ class FakeLms:
         self.sso_user: dict = {"sub": "prof.ada", "name": "Ada Prof", "email": "ada@uni.example"}
         self.sso_codes: dict[str, dict] = {}
         self.sso_tokens: dict[str, dict] = {}
+        #: Links created from deep linking responses: {"context", "deployment", "item", "data"}.
+        self.created_links: list[dict] = []
+        #: Deep linking responses refused, with the reason.
+        self.refused_responses: list[str] = []
+        #: Dynamic registration: the bearer token the registration endpoint wants, what tools sent.
+        self.registration_token = secrets.token_urlsafe(16)
+        self.tool_registrations: list[dict] = []
+        self.openid_overrides: dict = {}
         self._loop: IOLoop | None = None
         self._server: HTTPServer | None = None
 
@@ -166,6 +176,12 @@ class FakeLms:
             C.CONTEXT: {"id": spec.context_id, "label": spec.context_id.upper(), "title": f"Course {spec.context_id}"},
             C.CUSTOM: spec.custom,
         }
+        if spec.message_type == C.DEEP_LINKING_REQUEST:
+            del claims[C.RESOURCE_LINK]
+            claims[C.DEEP_LINKING_SETTINGS] = {
+                "deep_link_return_url": f"{self.url}/deep_link_return", "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe", "window"], "accept_multiple": False,
+                "auto_create": True, "data": "dl-data-" + spec.context_id, **spec.dl_settings}
         if spec.with_services:
             claims[C.AGS_ENDPOINT] = self.ags_claim(spec.context_id)
             claims[C.NRPS] = self.nrps_claim(spec.context_id)
@@ -208,6 +224,9 @@ class FakeLms:
             (r"/ags/([^/]+)/lineitems/([^/]+)", LineItemHandler, {"lms": self}),
             (r"/ags/([^/]+)/lineitems/([^/]+)/scores", ScoresHandler, {"lms": self}),
             (r"/nrps/([^/]+)/memberships", MembershipsHandler, {"lms": self}),
+            (r"/deep_link_return", DeepLinkReturnHandler, {"lms": self}),
+            (r"/\.well-known/openid-configuration", OpenIdConfigurationHandler, {"lms": self}),
+            (r"/register", RegistrationHandler, {"lms": self}),
             (r"/oidc/authorize", OidcAuthorizeHandler, {"lms": self}),
             (r"/oidc/token", OidcTokenHandler, {"lms": self}),
             (r"/oidc/userinfo", OidcUserinfoHandler, {"lms": self}),
@@ -426,6 +445,81 @@ class MembershipsHandler(Base):
         self.write_json({"id": self.request.full_url(), "context": {"id": context}, "members": members},
                         content_type="application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
 
+
+
+class DeepLinkReturnHandler(Base):
+    """Receives an LtiDeepLinkingResponse and verifies it with the tool's JWKS, as a platform does."""
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def post(self) -> None:
+        token = self.get_body_argument("JWT", "")
+        try:
+            claims = verify_tool_jwt(self.lms, token)
+        except (StopIteration, jwt.PyJWTError, OSError, ValueError, KeyError) as e:
+            self.lms.refused_responses.append(type(e).__name__)
+            return self.write_json({"error": "invalid response", "why": type(e).__name__}, 400)
+        problems = [k for k, ok in (
+            ("iss", claims.get("iss") == self.lms.client_id),
+            ("message_type", claims.get(C.MESSAGE_TYPE) == C.DEEP_LINKING_RESPONSE),
+            ("version", claims.get(C.VERSION) == "1.3.0"),
+            ("deployment_id", claims.get(C.DEPLOYMENT_ID) in ("dep-1", "dep-2")),
+            ("nonce", bool(claims.get("nonce"))),
+            ("data", str(claims.get(C.DL_DATA, "")).startswith("dl-data-")),
+        ) if not ok]
+        if problems:
+            self.lms.refused_responses.append(",".join(problems))
+            return self.write_json({"error": "invalid response", "why": problems}, 400)
+        context = claims[C.DL_DATA].removeprefix("dl-data-")
+        for item in claims.get(C.DL_CONTENT_ITEMS, []):
+            self.lms.created_links.append({"context": context, "deployment": claims[C.DEPLOYMENT_ID],
+                                           "item": item, "data": claims[C.DL_DATA]})
+        self.write_json({"created": len(claims.get(C.DL_CONTENT_ITEMS, []))})
+
+
+def verify_tool_jwt(lms: FakeLms, token: str) -> dict:
+    """A JWT the tool signed, verified with the key its JWKS publishes under the token's kid."""
+    jwks = json.load(urllib.request.urlopen(lms.tool_jwks_url, timeout=5))  # noqa: S310 - loopback
+    kid = jwt.get_unverified_header(token).get("kid")
+    key = next(jwt.PyJWK(k) for k in jwks["keys"] if k.get("kid") == kid)
+    return jwt.decode(token, key.key, algorithms=["RS256"], audience=lms.issuer,
+                      options={"require": ["iss", "aud", "exp", "iat", "nonce"]})
+
+
+class OpenIdConfigurationHandler(Base):
+    """The platform's OpenID configuration (LTI Dynamic Registration 1.0, section 3.4)."""
+
+    def get(self) -> None:
+        lms = self.lms
+        self.write_json({
+            "issuer": lms.issuer, "authorization_endpoint": f"{lms.url}/auth", "token_endpoint": f"{lms.url}/token",
+            "jwks_uri": f"{lms.url}/jwks", "registration_endpoint": f"{lms.url}/register",
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "id_token_signing_alg_values_supported": ["RS256"], "scopes_supported": ["openid"],
+            "response_types_supported": ["id_token"], "subject_types_supported": ["public"],
+            "claims_supported": ["iss", "sub", "name", "email"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "fakelms", "version": "1.0",
+                "messages_supported": [{"type": C.RESOURCE_LINK_REQUEST}, {"type": C.DEEP_LINKING_REQUEST}]},
+            **lms.openid_overrides,
+        })
+
+
+class RegistrationHandler(Base):
+    """The registration endpoint: takes the tool's metadata, answers with a new client id."""
+
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def post(self) -> None:
+        if self.request.headers.get("Authorization") != f"Bearer {self.lms.registration_token}":
+            return self.write_json({"error": "invalid_token"}, 401)
+        tool = json.loads(self.request.body or b"{}")
+        self.lms.tool_registrations.append(tool)
+        client_id = f"coursehub-dyn-{len(self.lms.tool_registrations)}"
+        self.write_json({**tool, "client_id": client_id, "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+            **tool.get("https://purl.imsglobal.org/spec/lti-tool-configuration", {}), "deployment_id": "dep-1"}})
 
 
 class OidcAuthorizeHandler(Base):

@@ -123,7 +123,7 @@ REFUSALS = [
     ("missing_resource_link", LaunchSpec(drop=[C.RESOURCE_LINK]), "missing_claim"),
     ("missing_sub", LaunchSpec(drop=["sub"]), "missing_claim"),
     ("wrong_version", LaunchSpec(extra={C.VERSION: "1.1"}), "wrong_version"),
-    ("deep_linking", LaunchSpec(message_type=C.DEEP_LINKING_REQUEST), "wrong_message_type"),
+    ("deep_linking_student", LaunchSpec(message_type=C.DEEP_LINKING_REQUEST), "deep_link_not_staff"),
     ("wrong_message_type", LaunchSpec(message_type="LtiSubmissionReviewRequest"), "wrong_message_type"),
     ("wrong_issuer_in_token", LaunchSpec(extra={"iss": "https://evil.example"}), "wrong_issuer"),
 ]

@@ -98,7 +98,7 @@ NOW = int(time.time())
     ({}, C.TARGET_LINK_URI, "missing_claim"),
     ({C.RESOURCE_LINK: {"id": ""}}, None, "missing_claim"),
     ({C.VERSION: "1.1.0"}, None, "wrong_version"),
-    ({C.MESSAGE_TYPE: C.DEEP_LINKING_REQUEST}, None, "wrong_message_type"),
+    ({C.MESSAGE_TYPE: C.DEEP_LINKING_REQUEST}, None, "missing_claim"),  # no deep_linking_settings
     ({C.MESSAGE_TYPE: "Whatever"}, None, "wrong_message_type"),
     ({C.DEPLOYMENT_ID: "d-evil"}, None, "unknown_deployment"),
     ({C.ROLES: "Learner"}, None, "invalid_claim"),

@@ -32,6 +32,11 @@ def platforms_from_settings(settings: Any) -> dict[str, PlatformRegistration]:
         from coursehub.platform.lti.local_registration import registration
 
         regs.setdefault(LOCAL_LMS, registration_from(registration(settings).to_dict()))
+    if getattr(settings, "state_dir", None) is not None and getattr(settings, "hub", None) is not None:
+        from coursehub.platform.lti.services import dynamic_registrations
+
+        for reg in dynamic_registrations(settings):  # registered through LTI Dynamic Registration
+            regs.setdefault(reg.name, registration_from(reg.to_dict()))
     return regs
 
 

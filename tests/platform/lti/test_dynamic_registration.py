@@ -112,3 +112,20 @@ def test_other_areas_see_stored_registrations(tmp_path):
         store.dispose()
     assert [r.name for r in services.dynamic_registrations(settings)] == ["canvas"]
     assert services.registrations(settings)["canvas"].client_ids == ("c-1",)
+
+
+def test_grade_sync_sees_dynamically_registered_platforms(tmp_path):
+    """The grading side's AGS/NRPS clients reach an LMS registered without a settings entry."""
+    from coursehub.grading.lms.sources import platforms_from_settings
+    from coursehub.platform.lti import services
+    from coursehub.platform.settings import load_settings
+
+    settings = load_settings(None, state_dir=str(tmp_path))
+    assert "canvas" not in platforms_from_settings(settings)
+    store = services.open_store(settings)
+    try:
+        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}))
+    finally:
+        store.dispose()
+    platform = platforms_from_settings(settings)["canvas"]
+    assert (platform.issuer, platform.token_url) == (CONFIG["issuer"], CONFIG["token_endpoint"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,7 +63,11 @@ def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 600.0) -> floa
 
 
 class JobQueue:
-    def __init__(self, engine: Engine | str, max_attempts: int = 3, backoff_base: float = 5.0) -> None:
+    def __init__(self, engine: Engine | str, max_attempts: int = 3, backoff_base: float = 5.0,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        """`clock` gives the queue's notion of now (UTC, naive); tests pass a fake one to let leases
+        expire and backoffs pass without sleeping."""
+        self.clock = clock
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self.max_attempts = max_attempts
@@ -85,14 +89,14 @@ class JobQueue:
         applied if this one is applied first."""
         with self.session.begin() as s:
             job = GradingJob(course_id=course_id, assignment=assignment, student=student, payload=payload or {},
-                             status=QUEUED, attempts=0, max_attempts=self.max_attempts, available_at=utcnow())
+                             status=QUEUED, attempts=0, max_attempts=self.max_attempts, available_at=self.clock())
             s.add(job)
             s.flush()
             older = s.scalars(select(GradingJob).where(
                 GradingJob.course_id == course_id, GradingJob.assignment == assignment,
                 GradingJob.student == student, GradingJob.id < job.id, GradingJob.status == QUEUED)).all()
             for o in older:
-                o.status, o.superseded_by, o.finished_at = SUPERSEDED, job.id, utcnow()
+                o.status, o.superseded_by, o.finished_at = SUPERSEDED, job.id, self.clock()
                 self._event(s, o, "superseded", f"by job {job.id}")
             self._event(s, job, "enqueued")
             return job.id
@@ -100,7 +104,7 @@ class JobQueue:
     # -- worker side -------------------------------------------------------------------------------
     def lease(self, worker: str, lease_seconds: float = 60) -> Lease | None:
         """Take the oldest ready job (or one whose previous worker's lease expired)."""
-        now = utcnow()
+        now = self.clock()
         with self.session.begin() as s:
             ready = (
                 (GradingJob.status == QUEUED) & (GradingJob.available_at <= now)
@@ -131,7 +135,7 @@ class JobQueue:
             n = s.execute(update(GradingJob).where(
                 GradingJob.id == lease.job_id, GradingJob.lease_token == lease.token,
                 GradingJob.status.in_([LEASED, APPLYING]),
-            ).values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount
+            ).values(lease_expires_at=self.clock() + timedelta(seconds=lease_seconds))).rowcount
             return n == 1
 
     def complete(self, lease: Lease, result: dict, apply: Callable[[Lease, dict], None] | None = None) -> bool:
@@ -149,7 +153,7 @@ class JobQueue:
                 GradingJob.course_id == job.course_id, GradingJob.assignment == job.assignment,
                 GradingJob.student == job.student, GradingJob.id > job.id, GradingJob.status == DONE)).first()
             if newer_applied is not None:
-                job.status, job.superseded_by, job.finished_at = SUPERSEDED, newer_applied, utcnow()
+                job.status, job.superseded_by, job.finished_at = SUPERSEDED, newer_applied, self.clock()
                 self._event(s, job, "superseded", f"job {newer_applied} was applied first")
                 return False
             job.status, job.result = APPLYING, result
@@ -159,7 +163,7 @@ class JobQueue:
             job = s.get(GradingJob, lease.job_id, with_for_update=self.postgres)
             if job is None or job.lease_token != lease.token or job.status != APPLYING:
                 return False
-            job.status, job.finished_at, job.lease_token = DONE, utcnow(), None
+            job.status, job.finished_at, job.lease_token = DONE, self.clock(), None
             job.result = _summary(result)
             self._event(s, job, "applied", result.get("status"))
             return True
@@ -177,11 +181,11 @@ class JobQueue:
                 self._dead(s, job, error)
             else:
                 job.status, job.lease_token, job.lease_owner = QUEUED, None, None
-                job.available_at = utcnow() + timedelta(seconds=backoff_seconds(job.attempts, self.backoff_base))
+                job.available_at = self.clock() + timedelta(seconds=backoff_seconds(job.attempts, self.backoff_base))
             return job.status
 
     def _dead(self, s: Session, job: GradingJob, error: str) -> None:
-        job.status, job.finished_at, job.lease_token = DEAD, utcnow(), None
+        job.status, job.finished_at, job.lease_token = DEAD, self.clock(), None
         job.last_error = error[-4000:]
         self._event(s, job, "dead", error[-500:])
 
@@ -199,7 +203,7 @@ class JobQueue:
             job = s.get(GradingJob, job_id)
             if job is None or job.status != DEAD:
                 return False
-            job.status, job.attempts, job.available_at, job.finished_at = QUEUED, 0, utcnow(), None
+            job.status, job.attempts, job.available_at, job.finished_at = QUEUED, 0, self.clock(), None
             self._event(s, job, "requeued")
             return True
 

@@ -3,8 +3,8 @@ retries with backoff, dead letters and regrades."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-import time
 
 import pytest
 
@@ -12,9 +12,27 @@ from coursehub.grading.queue import JobQueue, backoff_seconds
 from coursehub.grading.queue.models import APPLYING, DEAD, DONE, LEASED, QUEUED, SUPERSEDED
 
 
+class FakeClock:
+    """The queue's now, advanced by hand: leases expire and backoffs pass without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 12, 1, 9, 0)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
 @pytest.fixture
-def q(queue_url):
-    queue = JobQueue(queue_url, max_attempts=3, backoff_base=0.0)
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def q(queue_url, clock):
+    queue = JobQueue(queue_url, max_attempts=3, backoff_base=0.0, clock=clock)
     queue.create_tables()
     yield queue
     queue.engine.dispose()
@@ -57,10 +75,12 @@ def test_result_is_applied_exactly_once(q):
     assert [e for _, e in q.events(lease.job_id)].count("applied") == 1
 
 
-def test_expired_lease_goes_to_another_worker_and_the_old_one_cannot_complete(q):
+def test_expired_lease_goes_to_another_worker_and_the_old_one_cannot_complete(q, clock):
     jid = q.enqueue("c", "ps1", "alice")
-    old = q.lease("w1", lease_seconds=0.2)
-    time.sleep(0.4)  # w1 "died": no heartbeat
+    old = q.lease("w1", lease_seconds=60)
+    clock.advance(59)
+    assert q.lease("w2", lease_seconds=30) is None  # not expired yet
+    clock.advance(2)  # w1 "died": no heartbeat
     new = q.lease("w2", lease_seconds=30)
     assert new is not None and new.job_id == jid and new.attempt == 2
     applied = []
@@ -71,17 +91,19 @@ def test_expired_lease_goes_to_another_worker_and_the_old_one_cannot_complete(q)
     assert applied == ["new"]
 
 
-def test_heartbeat_keeps_the_lease(q):
+def test_heartbeat_keeps_the_lease(q, clock):
     q.enqueue("c", "ps1", "alice")
-    lease = q.lease("w1", lease_seconds=0.5)
+    lease = q.lease("w1", lease_seconds=60)
     for _ in range(3):
-        time.sleep(0.25)
-        assert q.heartbeat(lease, lease_seconds=0.5)
+        clock.advance(45)
+        assert q.heartbeat(lease, lease_seconds=60)
     assert q.lease("w2", 30) is None
+    clock.advance(61)  # heartbeats stop: the lease runs out
+    assert q.lease("w2", 30) is not None
 
 
-def test_failures_retry_with_backoff_then_dead_letter(queue_url):
-    q = JobQueue(queue_url, max_attempts=2, backoff_base=0.3)
+def test_failures_retry_with_backoff_then_dead_letter(queue_url, clock):
+    q = JobQueue(queue_url, max_attempts=2, backoff_base=30, clock=clock)
     q.create_tables()
     jid = q.enqueue("c", "ps1", "crasher")
     other = q.enqueue("c", "ps1", "fine")
@@ -93,7 +115,9 @@ def test_failures_retry_with_backoff_then_dead_letter(queue_url):
     assert nxt.job_id == other
     assert q.complete(nxt, {"status": "graded"})
     assert q.lease("w1", 30) is None  # still backing off
-    time.sleep(0.35)
+    clock.advance(29)
+    assert q.lease("w1", 30) is None
+    clock.advance(2)
     second = q.lease("w1", 30)
     assert second.job_id == jid and second.attempt == 2
     assert q.fail(second, "Boom again") == DEAD
@@ -104,13 +128,13 @@ def test_failures_retry_with_backoff_then_dead_letter(queue_url):
     q.engine.dispose()
 
 
-def test_a_worker_dying_on_every_attempt_ends_in_dead_letters(queue_url):
-    q = JobQueue(queue_url, max_attempts=2, backoff_base=0.0)
+def test_a_worker_dying_on_every_attempt_ends_in_dead_letters(queue_url, clock):
+    q = JobQueue(queue_url, max_attempts=2, backoff_base=0.0, clock=clock)
     q.create_tables()
     jid = q.enqueue("c", "ps1", "killer")
     for _ in range(2):
-        assert q.lease("w", lease_seconds=0.1) is not None
-        time.sleep(0.2)
+        assert q.lease("w", lease_seconds=60) is not None
+        clock.advance(61)
     assert q.lease("w", 30) is None
     assert q.get(jid).status == DEAD
     q.engine.dispose()
@@ -140,9 +164,9 @@ def test_older_result_finishing_after_a_newer_one_is_not_applied(q):
     assert q.get(old).status == SUPERSEDED and q.get(new).status == DONE
 
 
-def test_result_stored_before_apply_survives_a_crash_during_apply(q):
+def test_result_stored_before_apply_survives_a_crash_during_apply(q, clock):
     jid = q.enqueue("c", "ps1", "alice")
-    lease = q.lease("w1", lease_seconds=0.2)
+    lease = q.lease("w1", lease_seconds=60)
 
     def crash(*_):
         raise SystemExit("worker killed while writing the gradebook")
@@ -150,7 +174,7 @@ def test_result_stored_before_apply_survives_a_crash_during_apply(q):
     with pytest.raises(SystemExit):
         q.complete(lease, {"status": "graded", "notebooks": []}, apply=crash)
     assert q.get(jid).status == APPLYING
-    time.sleep(0.3)
+    clock.advance(61)
     again = q.lease("w2", 30)
     assert again.job_id == jid and again.result == {"status": "graded", "notebooks": []}
     assert again.attempt == 1  # not graded again: the stored result is applied

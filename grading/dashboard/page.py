@@ -46,6 +46,12 @@ def render_page(o: Overview, *, base: str, xsrf: str, formgrader_url: str, messa
         f"<p><a class='button' href='{_e(formgrader_url)}' target='_blank' rel='noopener'>Open the formgrader</a> "
         "(opens in a new tab: JupyterHub 4.1 and later forbid showing it inside another page, nbgrader issue #1870).</p>"
         "</section>")
+    course_page = base.replace("/dashboard/", "/course/", 1)
+    parts.append("<section class='card'><h2>Course pages</h2><p>"
+                 f"<a class='button' href='{_e(course_page + 'staff')}'>Staff page</a> (release, collect, "
+                 "autograde and LMS sync state) · "
+                 f"<a class='button' href='{_e(course_page)}'>The students' course page</a> (each student sees "
+                 "their own due dates, status and released scores)</p></section>")
     parts.append("<section class='card'><h2>Export</h2><p>")
     for label, query in (("CSV (one row per student)", "format=csv"), ("CSV (one row per grade)", "format=csv&long=1"),
                          ("Canvas import", "format=canvas"), ("Excel", "format=xlsx")):

@@ -33,6 +33,7 @@ from ..ids import BadId, check_assignment_id, check_course_id, check_notebook_id
 from ..models import Event, Feedback, Release, Submission, utcnow
 from ..storage import Blob, BlobStore, StoreFull
 from .errors import ServiceError
+from .hidden import strip_feedback_files
 from .inputs import bounded, check_notebook
 
 log = logging.getLogger("coursehub.grading.exchange")
@@ -364,7 +365,7 @@ class ExchangeCore:
         self, caller: Caller, course_id: str, assignment_id: str, student_id: str, timestamp: str,
         data: bytes, secret: str | None = None,
     ) -> dict:
-        self.require_staff(caller, course_id, "release feedback")
+        course = self.require_staff(caller, course_id, "release feedback")
         _bad_id(check_assignment_id, assignment_id)
         _bad_id(check_student_id, student_id)
         files = self._read(data)
@@ -372,6 +373,8 @@ class ExchangeCore:
             if "/" in name or not name.endswith(".html"):
                 raise ServiceError(422, f"feedback must be <notebook>.html files, got {name!r}")
             _bad_id(check_notebook_id, name[: -len(".html")])
+        if not getattr(course, "show_hidden_tests_in_feedback", False):
+            files = strip_feedback_files(files)  # nbgrader#1363: hidden tests stay hidden
         with self._session() as s:
             sub = s.scalars(select(Submission).where(
                 Submission.course_id == course_id, Submission.assignment_id == assignment_id,

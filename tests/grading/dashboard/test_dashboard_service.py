@@ -152,3 +152,13 @@ def test_dead_job_retry(env):
     with _db(state) as s:
         assert s.get(GradingJob, jid).status == "queued"
         assert s.get(GradingJob, oid).status == "dead"
+
+
+def test_the_course_pages_come_with_the_dashboard_plugin(env):
+    svc, tokens, _ = env
+    staff = _get(svc, tokens, "tara", f"course/{COURSE}/staff")
+    assert staff.status_code == 200 and "Problem set 1" in staff.text and "dead letters" in staff.text
+    mine = _get(svc, tokens, "stu", f"course/{COURSE}/")
+    assert mine.status_code == 200 and 'data-assignment="ps1"' in mine.text
+    assert "Eve" not in mine.text and "=2+2" not in mine.text  # other students' rows stay out
+    assert _get(svc, tokens, "stu", f"course/{COURSE}/staff").status_code == 403

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from .environments_data import DataSource, source_problems
 from .errors import ConfigError, Problem, load_yaml, parse_model
 
 #: Course ids appear in URLs, group names, file paths, Kubernetes labels and database names.
@@ -160,6 +161,10 @@ class Course(Strict):
     schedule: list[Lecture] = []
     #: Expected number of students, for capacity planning.
     enrollment: int = Field(0, ge=0)
+    #: Shared read-only datasets, mounted at the same path in user servers and the grader's sandbox.
+    data: list[DataSource] = []
+    #: Show nbgrader's hidden tests in released feedback (nbgrader#1363: they are stripped by default).
+    show_hidden_tests_in_feedback: bool = False
 
     #: Folder the course.yaml was read from (not part of the file).
     folder: Path | None = Field(None, exclude=True)
@@ -224,6 +229,7 @@ def load_course(folder: Path) -> Course:
             problems.append(Problem(file, f"assignments[{i}].source", f"no notebook in {a.source_dir!r}"))
     if course.textbook and not (folder / course.textbook.path).is_dir():
         problems.append(Problem(file, "textbook.path", f"folder {course.textbook.path!r} not found"))
+    problems += source_problems(file, folder, course.data)
     if problems:
         raise ConfigError(problems)
     return course.model_copy(update={"folder": folder.resolve()})

@@ -1,8 +1,8 @@
 """Shared, read-only course data (`course.yaml` `data:`): large datasets every student's server and
 the grader's sandbox see at the same absolute path, never writable by students (as DataHub does).
 
-The schema lives here so `courses.Course` can adopt it as `data: list[DataSource] = []`; until then
-`course_data` reads the `data:` key of course.yaml itself.
+`courses.Course` holds these as `data: list[DataSource]` (checked when the catalog loads);
+`course_data` reads the `data:` key of one course.yaml on its own, for callers without the catalog.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ class DataSource(BaseModel):
         return PurePosixPath(self.mount) if self.mount else DATA_ROOT / self.name
 
 
+def volume_name(index: int, source: DataSource) -> str:
+    """The pod volume name of the course's `index`-th dataset (a DNS label: unique, <= 63 chars), the
+    same in user pods and grading Jobs."""
+    return f"data-{index}-{source.name.replace('_', '-')}"[:63].rstrip("-")
+
+
 def course_data(course_folder: Path) -> list[DataSource]:
     """The course's `data:` entries, validated (ConfigError names course.yaml and the key)."""
     file = course_folder / "course.yaml"
@@ -99,11 +105,15 @@ def course_data(course_folder: Path) -> list[DataSource]:
 
 def data_problems(course_folder: Path) -> list[Problem]:
     """Schema errors, missing folders and clashing names or mount paths, for `coursehub validate`."""
-    file = course_folder / "course.yaml"
     try:
         sources = course_data(course_folder)
     except ConfigError as e:
         return e.problems
+    return source_problems(course_folder / "course.yaml", course_folder, sources)
+
+
+def source_problems(file: Path, course_folder: Path, sources: list[DataSource]) -> list[Problem]:
+    """Missing folders and clashing names or mount paths of validated `data:` entries."""
     problems, names, mounts = [], set(), set()
     for i, d in enumerate(sources):
         if d.path is not None and not (course_folder / d.path).is_dir():

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 MODE_ENV = "COURSEHUB_USER_ISOLATION"
@@ -271,14 +271,28 @@ def runtime_paths() -> list[Path]:
     return sorted(paths)
 
 
+def data_roots(data: list[tuple[Path, PurePosixPath]]) -> list[Path]:
+    """The top folders (/srv, /mnt, /data) the datasets are mounted below: emptied in the sandbox,
+    because a mount point can't be made in the read-only host tree. They must exist on the host."""
+    roots = sorted({Path("/", *PurePosixPath(inside).parts[1:2]) for _, inside in data})
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        raise IsolationError(f"course data is mounted below {missing[0]}, which does not exist on this machine: "
+                             f"create it (mkdir {missing[0]}) or mount the data below /srv")
+    return roots
+
+
 def sandbox_command(cmd: list[str], *, home: Path, hidden: list[Path], read_only: list[Path],
-                    read_write: list[Path], account: pwd.struct_passwd | None) -> list[str]:
+                    read_write: list[Path], account: pwd.struct_passwd | None,
+                    data: list[tuple[Path, PurePosixPath]] | None = None) -> list[str]:
     """`cmd` wrapped in bubblewrap: the host read-only minus the `hidden` folders (each replaced by an
-    empty one), then `read_only` and `read_write` folders shown again, the home read-write; own /proc,
-    /tmp, ipc and session. With `account` (root only), the server then drops to that account."""
+    empty one), then `read_only` and `read_write` folders shown again, the home read-write, and the
+    course's datasets read-only at their mount paths; own /proc, /tmp, ipc and session. With
+    `account` (root only), the server then drops to that account."""
+    data = list(data or [])
     hub_home = Path(pwd.getpwuid(os.geteuid()).pw_dir)
     public = {Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")}  # emptied, but writable by anyone
-    hide = sorted({Path(p) for p in [*hidden, *public, hub_home, Path("/run"), Path("/home")]
+    hide = sorted({Path(p) for p in [*hidden, *public, hub_home, Path("/run"), Path("/home"), *data_roots(data)]
                    if Path(p) != Path("/") and Path(p).exists()}, key=lambda p: len(p.parts))
     out = [BWRAP, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
@@ -286,9 +300,9 @@ def sandbox_command(cmd: list[str], *, home: Path, hidden: list[Path], read_only
     def empty(p: Path) -> list[str]:  # hidden folders are traversable, not listable
         return ["--perms", "1777" if p in public else "0711", "--tmpfs", str(p)]
 
-    def bind(kind: str, p: Path) -> list[str]:  # folders created on the way are traversable only
+    def bind(kind: str, p: Path, source: Path | None = None, perms: str = "0711") -> list[str]:
         made = [a for a in reversed(p.parents) if any(_under(a, h) and a != h for h in hide)]
-        return [*[x for a in made for x in ("--perms", "0711", "--dir", str(a))], kind, str(p), str(p)]
+        return [*[x for a in made for x in ("--perms", perms, "--dir", str(a))], kind, str(source or p), str(p)]
 
     for p in hide:
         out += empty(p)
@@ -300,8 +314,10 @@ def sandbox_command(cmd: list[str], *, home: Path, hidden: list[Path], read_only
             out += empty(p)
     for p in read_only:
         out += bind("--ro-bind", Path(p))
-    for p in [*read_write, home]:
+    for p in [*read_write, home]:  # folders made on the way to these are traversable only
         out += bind("--bind", Path(p))
+    for host, inside in data:  # read-only: students read the dataset, never change it
+        out += bind("--ro-bind", Path(inside), Path(host), perms="0755")  # /srv/data listable
     out += ["--chdir", str(home), "--"]
     if account is not None:
         out += [SETPRIV, f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups",

@@ -11,7 +11,7 @@ import asyncio
 import os
 import pwd
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Unicode, default
@@ -156,8 +156,13 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
         """Prepare the account and home; the command prefix that confines the server."""
         mode = self.isolation_mode
         home = Path(self.home_dir)
+        data = await asyncio.to_thread(self.course_data)
         if mode == "none":
             self.log.warning("Server of %s runs without isolation (local mode for trying coursehub)", self.user.name)
+            if data:
+                self.log.warning("Server of %s: course data (%s) is not mounted without isolation; read it from "
+                                 "the course folder, or run with bubblewrap", self.user.name,
+                                 ", ".join(str(inside) for _, inside in data))
             return []
         settings = self._settings()
         taught = self.taught_course_dirs()
@@ -176,11 +181,22 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
                     await asyncio.to_thread(isolation.readable_by_all, folder)
         wrapper = isolation.sandbox_command(
             [], home=home, hidden=hidden, read_only=read_only,
-            read_write=[d for d in taught.values() if d.is_dir()], account=self._account,
+            read_write=[d for d in taught.values() if d.is_dir()], account=self._account, data=data,
         )
         self.log.info("Server of %s runs as %s in a sandbox (isolation: %s)", self.user.name,
                       self._account.pw_name if self._account else pwd.getpwuid(os.geteuid()).pw_name, mode)
         return wrapper
+
+    def course_data(self) -> list[tuple[Path, PurePosixPath]]:
+        """(host folder, mount path) of the selected course's datasets (course.yaml `data:`), bound
+        read-only into the server's sandbox."""
+        from .environments_data import data_mounts
+
+        profile = self.selected_course()
+        if profile is None:
+            return []
+        folder = Path(self._settings().courses_dir) / profile.slug
+        return data_mounts(folder) if (folder / "course.yaml").is_file() else []
 
     def course_environment(self, course_id: str) -> Path | None:
         """The python of the course's built environment (`coursehub env build`), or None for the

@@ -59,12 +59,19 @@ def run(args: argparse.Namespace) -> int:
     if not todo:
         print(f"nothing to grade for {args.assignment} ({skipped} already autograded; use --force to regrade)")
         return 0
+    from .environment import EnvironmentNotBuilt, course_id_of, course_runtime
+
+    try:  # the course's own environment: grading with other packages would give wrong grades
+        runtime = course_runtime(settings, course_id_of(course.config))
+    except (EnvironmentNotBuilt, ConfigError) as e:
+        print(f"error: not grading {args.assignment}: {e}", file=sys.stderr)
+        return 1
     jobs = {s: _job(course, s, args.assignment, index) for s in todo}
     t0 = time.monotonic()
     statuses: Counter[str] = Counter()
     problems: list[str] = []
     with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer, \
-            GraderPool(index, course.config, limits, min(workers, len(todo))) as pool:
+            GraderPool(index, course.config, limits, min(workers, len(todo)), runtime=runtime) as pool:
         bar = tqdm(total=len(todo), unit="sub", desc=f"autograde {args.assignment}", disable=args.no_progress)
         for result in pool.grade(jobs.values()):
             statuses[result.status] += 1

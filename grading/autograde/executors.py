@@ -9,7 +9,9 @@ from typing import Protocol
 from traitlets.config import Config
 
 from coursehub.grading.sandbox.limits import Limits
+from coursehub.platform.errors import ConfigError
 
+from .environment import CourseRuntime, EnvironmentNotBuilt, course_id_of, course_runtime
 from .grader import Grader, SubmissionJob, SubmissionResult
 from .sources import SourceIndex
 
@@ -21,22 +23,36 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """The sandbox on this machine. Keeps one Grader (one slot, kernel pre-started) per assignment."""
+    """The sandbox on this machine. Keeps one Grader (two slots, kernels pre-started) per assignment,
+    running in the course's own environment when it has one (`environment.course_runtime`)."""
 
-    def __init__(self, limits: Limits, slot: int = 0) -> None:
+    def __init__(self, limits: Limits, slot: int = 0, settings=None) -> None:  # noqa: ANN001 - platform Settings
         self.limits = limits
         self.slot = slot
+        self.settings = settings
         self._key: tuple | None = None
         self._grader: Grader | None = None
 
+    def runtime(self, config: Config) -> CourseRuntime:
+        """The course's environment and data; raises EnvironmentNotBuilt (and ConfigError)."""
+        if self.settings is None:
+            return CourseRuntime()
+        return course_runtime(self.settings, course_id_of(config))
+
     def grade(self, job: SubmissionJob, index: SourceIndex, config: Config) -> SubmissionResult:
-        key = (id(index), job.assignment)
+        try:
+            runtime = self.runtime(config)
+        except (EnvironmentNotBuilt, ConfigError) as e:
+            # grading with other packages than the student's would give wrong grades: refuse, not a score
+            return SubmissionResult(job.student, job.assignment, "failed",
+                                    error=f"not graded (infrastructure failure, not a score): {e}")
+        key = (id(index), job.assignment, runtime)
         if self._key != key:
             self.close()
             from coursehub.grading.sandbox.isolation import announce
 
             announce(self.limits)
-            self._grader = Grader(index, config, self.limits, slot=self.slot)
+            self._grader = Grader(index, config, self.limits, slot=self.slot, runtime=runtime)
             self._grader.start()
             self._key = key
         assert self._grader is not None
@@ -55,4 +71,4 @@ def make_executor(settings, slot: int = 0) -> Executor:
         from .k8s_executor import KubernetesExecutor
 
         return KubernetesExecutor(settings, limits)
-    return LocalExecutor(limits, slot=slot)
+    return LocalExecutor(limits, slot=slot, settings=settings)

@@ -25,6 +25,7 @@ from coursehub.grading.sandbox.limits import Limits
 from coursehub.grading.sandbox.slot import KernelInfo, SandboxError, SandboxSlot, SlotRetired
 
 from . import execute, steps
+from .environment import CourseRuntime
 from .sources import SourceIndex
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,13 @@ class Grader:
     kernels (one per notebook) starting, so a submission rarely waits for a kernel to boot."""
 
     def __init__(self, index: SourceIndex, config: Config | None = None, limits: Limits | None = None,
-                 slot: int = 0, base_dir: Path | None = None) -> None:
+                 slot: int = 0, base_dir: Path | None = None, runtime: CourseRuntime | None = None) -> None:
         self.index = index
         self.config = config or Config()
         self.limits = limits or Limits()
         self.base_dir = base_dir
+        #: the course's environment and data (environment.course_runtime); default: coursehub's own
+        self.runtime = runtime or CourseRuntime()
         self._env = {"NBGRADER_EXECUTION": "autograde"}
         self._next_number = 2 * slot
         self.slots = [self._new_slot() for _ in range(2)]
@@ -111,7 +114,7 @@ class Grader:
 
     def _new_slot(self) -> SandboxSlot:
         n, self._next_number = self._next_number, self._next_number + 1
-        return SandboxSlot(n, self.limits, base_dir=self.base_dir, extra_env=self._env)
+        return SandboxSlot(n, self.limits, base_dir=self.base_dir, extra_env=self._env, **self.runtime.slot_kwargs())
 
     def start(self) -> None:
         for s in self.slots:

@@ -196,9 +196,34 @@ def job_input(job: SubmissionJob, sanitized: dict[str, str], limits: Limits, con
     }
 
 
+@dataclass(frozen=True)
+class DataVolume:
+    """A course dataset on a volume claim (course.yaml `data:`), mounted read-only in the grader pod.
+    The claim must exist in the autograde namespace too (claims are namespaced)."""
+
+    name: str
+    claim: str
+    mount_path: str
+    sub_path: str = ""
+
+
+def course_data_volumes(courses_dir, course_id: str) -> list[DataVolume]:  # noqa: ANN001 - a path
+    """The volume datasets of a catalog course (folder datasets are local-only); none for others."""
+    from pathlib import Path
+
+    from coursehub.platform.environments_data import course_data, volume_name
+
+    folder = Path(courses_dir) / course_id if course_id else None
+    if folder is None or not (folder / "course.yaml").is_file():
+        return []
+    return [DataVolume(volume_name(i, d), d.volume.claim, str(d.mount_path), d.volume.sub_path)
+            for i, d in enumerate(course_data(folder)) if d.volume is not None]
+
+
 def grader_job(name: str, namespace: str, image: str, limits: Limits, *, job_id: str, job_url: str,
-               token: str, service_account: str, cpu: str = "1") -> k8s.V1Job:
+               token: str, service_account: str, cpu: str = "1", data: list[DataVolume] | None = None) -> k8s.V1Job:
     mem = str(limits.memory_bytes)
+    data = list(data or [])
     container = k8s.V1Container(
         name="grader", image=image, image_pull_policy="IfNotPresent",
         command=["python", "-m", "coursehub.grading.autograde.podrun"],
@@ -221,6 +246,8 @@ def grader_job(name: str, namespace: str, image: str, limits: Limits, *, job_id:
         volume_mounts=[
             k8s.V1VolumeMount(name="work", mount_path=WORKSPACE),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+            *(k8s.V1VolumeMount(name=d.name, mount_path=d.mount_path, read_only=True, sub_path=d.sub_path or None)
+              for d in data),
         ],
     )
     pod = k8s.V1PodSpec(
@@ -235,6 +262,8 @@ def grader_job(name: str, namespace: str, image: str, limits: Limits, *, job_id:
             k8s.V1Volume(name="work", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=str(limits.file_size_bytes))),
             k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory",
                                                                           size_limit=str(limits.tmp_bytes))),
+            *(k8s.V1Volume(name=d.name, persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                claim_name=d.claim, read_only=True)) for d in data),
         ],
     )
     labels = dict(GRADER_LABELS) | {JOB_LABEL: job_id}
@@ -272,6 +301,7 @@ class KubernetesExecutor:
         self.max_input_bytes = settings.grading.max_submission_bytes
         self.max_file_bytes = settings.grading.max_file_bytes
         self.limits = limits
+        self.courses_dir = getattr(settings, "courses_dir", None)
         self._batch, self._core = batch, core
         self._inbox = inbox
         if inbox is None and os.environ.get(ENV_LISTEN):
@@ -313,6 +343,11 @@ class KubernetesExecutor:
         course = str(config.get("CourseDirectory", {}).get("course_id", "") or "")
         return self.course_images.get(course, self.image)
 
+    def data_for(self, config: Config) -> list[DataVolume]:
+        """The course's volume datasets, from the catalog the worker's image carries."""
+        course = str(config.get("CourseDirectory", {}).get("course_id", "") or "")
+        return course_data_volumes(self.courses_dir, course) if self.courses_dir else []
+
     def sanitized(self, job: SubmissionJob, index: SourceIndex, config: Config) -> dict[str, str]:
         out = {}
         for name in [n for n in index.notebooks if n in job.notebooks]:
@@ -327,7 +362,7 @@ class KubernetesExecutor:
         payload = job_input(job, self.sanitized(job, index, config), self.limits, config)
         kjob = grader_job(f"autograde-{job_id}", self.namespace, self.image_for(config), self.limits,
                           job_id=job_id, job_url=f"{self.callback}/jobs/{job_id}", token=token or "unset",
-                          service_account=self.service_account)
+                          service_account=self.service_account, data=self.data_for(config))
         return payload, kjob
 
     def grade(self, job: SubmissionJob, index: SourceIndex, config: Config) -> SubmissionResult:
@@ -342,7 +377,7 @@ class KubernetesExecutor:
         slot = inbox.open(job_id, payload)
         kjob = grader_job(f"autograde-{job_id}", self.namespace, self.image_for(config), self.limits,
                           job_id=job_id, job_url=f"{self.callback}/jobs/{job_id}", token=slot.token,
-                          service_account=self.service_account)
+                          service_account=self.service_account, data=self.data_for(config))
         name = kjob.metadata.name
         try:
             batch.create_namespaced_job(self.namespace, kjob)

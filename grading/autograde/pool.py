@@ -14,18 +14,19 @@ from traitlets.config import Config
 
 from coursehub.grading.sandbox.limits import Limits
 
+from .environment import CourseRuntime
 from .grader import Grader, SubmissionJob, SubmissionResult
 from .sources import SourceIndex
 
 _grader: Grader | None = None
 
 
-def _init(slots, index: SourceIndex, config: Config, limits: Limits) -> None:
+def _init(slots, index: SourceIndex, config: Config, limits: Limits, runtime: CourseRuntime | None = None) -> None:
     global _grader
     import logging
 
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # "checksum changed" is nbgrader doing its job
-    _grader = Grader(index, config, limits, slot=slots.get())
+    _grader = Grader(index, config, limits, slot=slots.get(), runtime=runtime)
     _grader.start()
     Finalize(_grader, _grader.close, exitpriority=10)
 
@@ -36,13 +37,14 @@ def _grade(job: SubmissionJob) -> SubmissionResult:
 
 
 class GraderPool:
-    def __init__(self, index: SourceIndex, config: Config, limits: Limits, workers: int, first_slot: int = 0) -> None:
+    def __init__(self, index: SourceIndex, config: Config, limits: Limits, workers: int, first_slot: int = 0,
+                 runtime: CourseRuntime | None = None) -> None:
         ctx = mp.get_context("fork")
         slots = ctx.Queue()
         for i in range(workers):
             slots.put(first_slot + i)
         self.workers = workers
-        self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits))
+        self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits, runtime))
 
     def grade(self, jobs: Iterable[SubmissionJob]) -> Iterator[SubmissionResult]:
         """Results in completion order."""

@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
@@ -43,6 +43,12 @@ class SandboxSpec:
     uid: int  # host uid when run as root; ignored otherwise
     tmp_bytes: int = 64 << 20
     extra_ro: list[Path] = field(default_factory=list)
+    #: the python the zygote and kernels run (a course environment's); None: coursehub's own
+    python: Path | None = None
+    #: what that python needs read-only (its environment and base interpreter); None: coursehub's
+    runtime: list[Path] | None = None
+    #: shared course data: (host folder, path inside), bound read-only
+    data: list[tuple[Path, PurePosixPath]] = field(default_factory=list)
 
 
 def runtime_paths() -> list[Path]:
@@ -87,11 +93,14 @@ def privileged() -> bool:
 
 
 def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
-    """The full argv: bwrap ... [setpriv ...] python zygote.py."""
-    python = python or sys.executable
-    ro = [str(p) for p in runtime_paths() + list(spec.extra_ro)]
+    """The full argv: bwrap ... [setpriv ...] python zygote.py. With a course environment
+    (`spec.python`), only that environment and its base interpreter are visible, not coursehub's."""
+    python = str(python or spec.python or sys.executable)
+    runtime = runtime_paths() if spec.runtime is None else sorted({*spec.runtime, Path("/usr")})
+    ro = [str(p) for p in runtime + list(spec.extra_ro)]
     ro = [p for p in ro if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in ro)]
-    targets = ro + [WORKSPACE, RUN_DIR, ZYGOTE_PATH]
+    data = [(str(host), str(inside)) for host, inside in spec.data]
+    targets = ro + [WORKSPACE, RUN_DIR, ZYGOTE_PATH] + [inside for _, inside in data]
     cmd = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
            "--die-with-parent", "--new-session"]
     if not privileged():
@@ -112,6 +121,8 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
     for p in ETC_FILES:
         if os.path.exists(p):
             cmd += ["--ro-bind", p, p]
+    for host, inside in data:  # read-only: the student's code can read the dataset, never change it
+        cmd += ["--ro-bind", host, inside]
     cmd += ["--proc", "/proc", "--dev", "/dev",
             "--bind", str(spec.workspace), WORKSPACE,
             "--bind", str(spec.run_dir), RUN_DIR,

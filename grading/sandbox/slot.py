@@ -28,7 +28,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import cgroups, uids
 from .bwrap import RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
@@ -128,9 +128,14 @@ def _popen(*args, **kw) -> subprocess.Popen:
 
 class SandboxSlot:
     def __init__(self, slot: int = 0, limits: Limits | None = None, base_dir: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, python: Path | None = None,
+                 runtime: list[Path] | None = None, data: list[tuple[Path, PurePosixPath]] | None = None) -> None:
         self.slot = slot
         self.limits = limits or Limits()
+        #: a course environment's python (and what it needs read-only); None: coursehub's own
+        self.python = Path(python) if python is not None else None
+        self.runtime = runtime
+        self.data = list(data or [])
         self.lease = uids.acquire(preferred=slot)
         self.uid = self.lease.uid
         self.extra_env = extra_env or {}
@@ -185,7 +190,8 @@ class SandboxSlot:
                 backend, f"slot{self.uid}-g{self.generation}-{uuid.uuid4().hex[:6]}",
                 self.limits.submission_memory_bytes(), self.limits.processes)
         spec = SandboxSpec(workspace=self.workspace, run_dir=self.run_dir, uid=self.uid,
-                           tmp_bytes=self.limits.tmp_bytes)
+                           tmp_bytes=self.limits.tmp_bytes, python=self.python, runtime=self.runtime,
+                           data=self.data)
         self._events = queue.Queue()
         self._exited = {}
         try:
@@ -322,7 +328,7 @@ class SandboxSlot:
         if privileged():
             os.chown(conn_file, self.uid, self.uid)
         kernel_env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "PATH": f"{(self.python or Path(sys.executable)).parent}:/usr/bin:/bin",
             "HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",
             "LANG": "C.UTF-8", "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1",

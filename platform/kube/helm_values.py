@@ -35,7 +35,7 @@ from .names import (
     SETTINGS_MOUNT,
     course_claim,
 )
-from .profiles import course_profile_list
+from .profiles import course_profile_list, local_only_data
 from .schedule import week_start
 
 AUTHENTICATOR_CLASS = "coursehub.platform.auth.CoursehubAuthenticator"
@@ -109,6 +109,22 @@ def environment_images(settings: Settings, courses: list[Course]) -> dict[str, s
 
     images = {c.id: course_image(settings, c.id) for c in courses}
     return {cid: image for cid, image in images.items() if image}
+
+
+def data_notes(courses: list[Course]) -> list[str]:
+    """What the values can't carry: folder datasets are mounted on the local platform only, and
+    volume datasets need their claim in the autograde namespace too."""
+    notes = []
+    for c in courses:
+        local = local_only_data(c)
+        if local:
+            notes.append(f"course {c.id}: data {', '.join(local)} is a folder of the course, mounted on the local "
+                         "platform only; on Kubernetes give it a `volume:` (docs/instructors/course-yaml.md)")
+        claims = sorted({d.volume.claim for d in c.data if d.volume is not None})
+        if claims:
+            notes.append(f"course {c.id}: the claims {', '.join(claims)} must exist in the hub's namespace and in "
+                         "the autograde namespace (docs/operators/sandbox.md)")
+    return notes
 
 
 def _refuse_inline_password(url: str | None, what: str, secret_key: str, settings: Settings) -> None:
@@ -374,6 +390,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, RenderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    for note in data_notes(list(catalog)):
+        print(f"note: {note}", file=sys.stderr)
     if settings.local:
         print("note: these settings are for the local platform; rendered with mode 'kubernetes', the dev "
               "login and the local LMS page off. Use a settings file with `mode: kubernetes`.", file=sys.stderr)

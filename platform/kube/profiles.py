@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from coursehub.platform.courses import Course
+from coursehub.platform.environments_data import volume_name
 from coursehub.platform.profiles import CourseProfile, profile_for
 
 #: Label put on every user pod naming the course it runs for.
@@ -47,8 +48,37 @@ def kubespawner_profile(profile: CourseProfile) -> dict[str, Any]:
     }
 
 
+def data_volumes(course: Course) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(volumes, volume mounts) for the course's volume datasets (course.yaml `data:`), keyed the way
+    z2jh keys `singleuser.storage` (dicts): KubeSpawner merges a profile's dicts into those, so the
+    home volume stays. Claims and mounts are read-only. Folder datasets are local-only (see
+    `local_only_data`)."""
+    volumes: dict[str, Any] = {}
+    mounts: dict[str, Any] = {}
+    for i, d in enumerate(course.data):
+        if d.volume is None:
+            continue
+        name = volume_name(i, d)
+        volumes[f"coursehub-{name}"] = {"name": name, "persistentVolumeClaim": {"claimName": d.volume.claim,
+                                                                                "readOnly": True}}
+        mount = {"name": name, "mountPath": str(d.mount_path), "readOnly": True}
+        if d.volume.sub_path:
+            mount["subPath"] = d.volume.sub_path
+        mounts[f"coursehub-{name}"] = mount
+    return volumes, mounts
+
+
+def local_only_data(course: Course) -> list[str]:
+    """Names of the course's folder datasets, which Kubernetes pods don't get (give them a volume)."""
+    return [d.name for d in course.data if d.volume is None]
+
+
 def course_profile(course: Course) -> dict[str, Any]:
-    return kubespawner_profile(profile_for(course))
+    profile = kubespawner_profile(profile_for(course))
+    volumes, mounts = data_volumes(course)
+    if volumes:
+        profile["kubespawner_override"].update(volumes=volumes, volume_mounts=mounts)
+    return profile
 
 
 def course_profile_list(courses: Iterable[Course]) -> list[dict[str, Any]]:

@@ -222,3 +222,25 @@ def test_a_locked_course_environment_is_the_image_of_its_servers_and_its_grading
     assert values["autograde"]["courseImages"]["stats-200"] == built
     assert values["jupyterhub"]["prePuller"]["pullProfileListImages"] is True
     validate_z2jh(z2jh, values["jupyterhub"])
+
+
+def test_volume_datasets_are_mounted_read_only_in_the_course_profile(z2jh, tmp_path, capsys):
+    root = tmp_path / "courses"
+    folder = write_course(root, "geo-1", data=[
+        {"name": "era_5", "volume": {"claim": "era5-readonly"}, "mount": "/srv/data/climate"},
+        {"name": "census", "path": "data/census"}])
+    (folder / "data" / "census").mkdir(parents=True)
+    write_course(root, "plain-1")
+    settings = k8s_settings(tmp_path, root)
+    values = render(settings, load_catalog(root), week_of=WEEK)
+    validate_z2jh(z2jh, values["jupyterhub"])
+    profiles = {p["slug"]: p["kubespawner_override"] for p in values["jupyterhub"]["singleuser"]["profileList"]}
+    # dicts, as z2jh sets singleuser.storage: KubeSpawner merges them, so the home volume stays
+    assert profiles["geo-1"]["volumes"] == {"coursehub-data-0-era-5": {
+        "name": "data-0-era-5", "persistentVolumeClaim": {"claimName": "era5-readonly", "readOnly": True}}}
+    assert profiles["geo-1"]["volume_mounts"] == {"coursehub-data-0-era-5": {
+        "name": "data-0-era-5", "mountPath": "/srv/data/climate", "readOnly": True}}
+    assert "volumes" not in profiles["plain-1"]
+    notes = helm_values.data_notes(list(load_catalog(root)))
+    assert any("data census is a folder of the course, mounted on the local platform only" in n for n in notes)
+    assert any("era5-readonly must exist in the hub's namespace and in the autograde namespace" in n for n in notes)

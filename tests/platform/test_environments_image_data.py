@@ -125,3 +125,28 @@ def test_data_cannot_leave_the_course(tmp_path):
     (folder / "course.yaml").write_text("id: phys-1\ntitle: P\ndata:\n  - name: up\n    path: ../x\n")
     with pytest.raises(ConfigError, match=r"data\[0\]\.path.*inside the course folder"):
         course_data(folder)
+
+
+def test_course_model_holds_and_checks_data(tmp_path):
+    from coursehub.platform.courses import load_course
+
+    folder = course(tmp_path, DATA)
+    with pytest.raises(ConfigError) as exc:  # the catalog refuses a dataset folder that is missing
+        load_course(folder)
+    assert [p.key for p in exc.value.problems] == ["data[0].path"]
+    (folder / "data" / "census").mkdir(parents=True)
+    loaded = load_course(folder)
+    assert [(d.name, str(d.mount_path)) for d in loaded.data] == [("census", "/srv/data/census"),
+                                                                  ("era5", "/srv/data/climate")]
+    assert loaded.data[1].volume.claim == "era5-readonly"
+    (folder / "course.yaml").write_text("id: phys-1\ntitle: P\ndata:\n  - name: Bad Name\n    path: x\n")
+    with pytest.raises(ConfigError, match=r"data\.0\.name|data\[0\]\.name"):
+        load_course(folder)
+
+
+def test_validate_reports_data_problems(tmp_path, capsys):
+    from coursehub.cli import main
+
+    folder = course(tmp_path, "data:\n  - name: census\n    path: data/missing\n")
+    assert main(["validate", str(folder)]) == 1
+    assert "data[0].path: folder 'data/missing' not found" in capsys.readouterr().err

@@ -150,3 +150,25 @@ def test_unreadable_or_oversized_submissions_are_invalid_and_no_job_is_created(c
     job.files["data/big.bin"] = b"x" * (executor.max_file_bytes + 1)
     result = executor.grade(job, index, course.config)
     assert result.status == "invalid" and "data/big.bin" in result.error
+
+
+def test_grading_jobs_mount_the_course_volume_datasets_read_only(course, tmp_path):
+    folder = tmp_path / "catalog" / "demo-101"
+    (folder / "data" / "local").mkdir(parents=True)
+    (folder / "course.yaml").write_text(
+        "id: demo-101\ntitle: D\ndata:\n  - name: local\n    path: data/local\n"
+        "  - name: era_5\n    volume: {claim: era5-readonly, sub_path: v1}\n    mount: /srv/data/climate\n")
+    ex = k8s_executor.KubernetesExecutor(load_settings(None, courses_dir=tmp_path / "catalog"), Limits())
+    index = course.source_index("ps1")
+    _, job = ex.objects(course.job("alice", "ps1", index), index, course.config, job_id="abc123")
+    m = manifest(job)
+    kubernetes_validate.validate(m, KUBE_VERSION, strict=True)
+    pod = m["spec"]["template"]["spec"]
+    assert {"name": "data-1-era-5", "persistentVolumeClaim": {"claimName": "era5-readonly", "readOnly": True}} \
+        in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "data-1-era-5", "mountPath": "/srv/data/climate", "readOnly": True, "subPath": "v1"} in mounts
+    assert len(mounts) == 3  # work, tmp and the volume: a folder dataset is local-only
+    config = course.config.copy()
+    config.CourseDirectory.course_id = "other-course"
+    assert ex.data_for(config) == []

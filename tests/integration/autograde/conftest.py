@@ -31,3 +31,22 @@ def course_copy(demo_course, tmp_path):
         return dest
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_catalog_course(tmp_path_factory):
+    """The test courses here are nbgrader folders named demo-101, not the catalog's demo-101: grade
+    them in coursehub's environment (the catalog's course would need its built environment)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("settings")
+    (folder / "courses").mkdir()
+    settings = folder / "settings.yaml"
+    settings.write_text(f"courses_dir: {folder / 'courses'}\n")
+    old = os.environ.get("COURSEHUB_SETTINGS")
+    os.environ["COURSEHUB_SETTINGS"] = str(settings)
+    yield settings
+    if old is None:
+        os.environ.pop("COURSEHUB_SETTINGS", None)
+    else:
+        os.environ["COURSEHUB_SETTINGS"] = old

@@ -27,6 +27,8 @@ from coursehub.paths import SOURCE_ROOT
 def courses_with_staff(tmp_path: Path) -> Path:
     dest = tmp_path / "courses"
     shutil.copytree(SOURCE_ROOT / "courses", dest)
+    # graded in the platform's environment: building demo-101's own is tested in tests/integration/environments
+    shutil.rmtree(dest / "demo-101" / "environment")
     yml = dest / "demo-101" / "course.yaml"
     data = yaml.safe_load(yml.read_text())
     data["staff"] = {"instructors": ["prof"], "teaching_assistants": ["tara"]}

@@ -1,0 +1,148 @@
+"""The local autograder grades a course in the course's own environment, with its shared data.
+
+One course (built once per module with real uv) needs `roman`, a small package coursehub's own
+environment lacks, and reads a read-only dataset from course.yaml `data:`. A correct submission gets
+full marks only in the course environment; code importing a package that only coursehub's .venv has
+fails as it would for the student; the dataset is readable and never writable.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from support import samples
+
+from coursehub.platform import environments as envs
+from coursehub.platform.environments_build import EnvBuildError, build, find_uv, lock
+
+COURSE = "tab-env-1"
+EXTRA = "roman"  # in the course environment only
+VENV_ONLY = "pandas"  # in coursehub's .venv only
+DATASET = "/srv/data/numbers"
+
+try:
+    find_uv()
+except EnvBuildError:
+    pytest.skip("uv is not installed (pip install uv)", allow_module_level=True)
+
+
+def _nb_cell(source: str, grade_id: str, *, solution: bool = False, points: int = 0) -> nbformat.NotebookNode:
+    meta = {"grade": points > 0, "solution": solution, "locked": not solution, "grade_id": grade_id,
+            "schema_version": 3}
+    if points:
+        meta["points"] = points
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
+
+
+def _source_notebook(env: Path) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        _nb_cell("### BEGIN SOLUTION\nimport roman\nnumeral = roman.toRoman(14)\n### END SOLUTION\n", "answer",
+                 solution=True),
+        _nb_cell("assert numeral == 'XIV'\n", "test-answer", points=2),
+        _nb_cell(f"import sys\nassert sys.prefix == {str(env)!r}, sys.prefix\n", "test-env", points=1),
+        _nb_cell(f"assert open({DATASET + '/values.txt'!r}).read().strip() == '42'\n", "test-read", points=1),
+        _nb_cell(f"import os\nassert os.path.isdir({DATASET!r})\ntry:\n    open({DATASET + '/new.txt'!r}, 'w')\n"
+                 "    writable = True\nexcept OSError:\n    writable = False\nassert not writable\n",
+                 "test-write", points=1),
+    ]
+    return nb
+
+
+@pytest.fixture(scope="module")
+def course_env(tmp_path_factory):
+    """(settings file, catalog course folder, built env): one environment build for the module."""
+    if sys.platform != "linux":
+        pytest.skip("the sandbox is Linux-only")
+    root = tmp_path_factory.mktemp("course-env")
+    folder = root / "courses" / COURSE
+    (folder / "environment").mkdir(parents=True)
+    (folder / "data" / "numbers").mkdir(parents=True)
+    (folder / "data" / "numbers" / "values.txt").write_text("42\n")
+    for d in (root, root / "courses", folder, folder / "data", folder / "data" / "numbers"):
+        d.chmod(0o755)  # the sandbox's unprivileged uid reads the dataset
+    (folder / "data" / "numbers" / "values.txt").chmod(0o644)
+    (folder / "course.yaml").write_text(f"id: {COURSE}\ntitle: Roman numerals\n"
+                                        "data:\n  - name: numbers\n    path: data/numbers\n")
+    (folder / "environment" / "requirements.txt").write_text(f"{EXTRA}\n")
+    spec = envs.load_spec(folder)
+    lock(spec)
+    env = build(spec, root / "state", progress=False)
+    python = env / "bin" / "python"
+    assert subprocess.run([str(python), "-c", f"import {EXTRA}"]).returncode == 0
+    assert subprocess.run([str(python), "-c", f"import {VENV_ONLY}"], capture_output=True).returncode != 0
+    assert subprocess.run([sys.executable, "-c", f"import {EXTRA}"], capture_output=True).returncode != 0
+    settings = root / "settings.yaml"
+    settings.write_text(f"courses_dir: {root / 'courses'}\nstate_dir: {root / 'state'}\n")
+    return settings, folder, env
+
+
+def _nbgrader_course(root: Path, env: Path) -> Path:
+    source = root / "src"
+    source.mkdir()
+    nbformat.write(_source_notebook(env), source / "roman.ipynb")
+    return samples.make_course(root / "course", source, course_id=COURSE)
+
+
+def _autograde(course: Path, settings: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    return subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course),
+                           "--settings", str(settings), "--workers", "1", "--no-progress", "--force"],
+                          env=env, capture_output=True, text=True)
+
+
+def _scores(course: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE) as gb:
+        return {s.student.id: s.score for s in gb.assignment_submissions("ps1")}
+
+
+def _submit(course: Path, student: str, answer: str) -> None:
+    nbs = samples.released(course)
+    samples.cell(nbs, "answer").source = answer
+    samples.write_submission(course, student, nbs)
+
+
+def test_graded_in_the_course_environment_with_its_data(course_env, tmp_path):
+    settings, folder, env = course_env
+    course = _nbgrader_course(tmp_path, env)
+    _submit(course, "right", "import roman\nnumeral = roman.toRoman(14)\n")
+    _submit(course, "venv-only", f"import {VENV_ONLY}\nnumeral = 'XIV'\n")
+    _submit(course, "vandal", f"import shutil\ntry:\n    shutil.rmtree({DATASET!r})\nexcept OSError:\n    pass\n"
+                              f"try:\n    open({DATASET + '/values.txt'!r}, 'w').write('0')\nexcept OSError:\n"
+                              "    pass\nnumeral = 'XIV'\n")
+    proc = _autograde(course, settings)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # all 5 points: roman imports, the kernel runs the course's python, the data is read, not written
+    assert _scores(course) == {"right": 5.0, "venv-only": 3.0, "vandal": 5.0}
+    assert (folder / "data" / "numbers" / "values.txt").read_text() == "42\n"
+    assert sorted(p.name for p in (folder / "data" / "numbers").iterdir()) == ["values.txt"]
+
+
+def test_the_same_answer_fails_in_coursehubs_own_environment(course_env, tmp_path, _no_catalog_course):
+    _, _, env = course_env
+    course = _nbgrader_course(tmp_path, env)
+    _submit(course, "right", "import roman\nnumeral = roman.toRoman(14)\n")
+    proc = _autograde(course, _no_catalog_course)  # a catalog without the course: the default environment
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _scores(course) == {"right": 0.0}  # roman is missing, the env and the dataset too
+
+
+def test_an_unbuilt_environment_is_refused_not_graded(course_env, tmp_path):
+    settings, folder, env = course_env
+    course = _nbgrader_course(tmp_path, env)
+    _submit(course, "right", "import roman\nnumeral = roman.toRoman(14)\n")
+    unbuilt = tmp_path / "unbuilt.yaml"
+    unbuilt.write_text(f"courses_dir: {folder.parent}\nstate_dir: {tmp_path / 'empty-state'}\n")
+    proc = _autograde(course, unbuilt)
+    assert proc.returncode == 1
+    assert f"coursehub env build {COURSE}" in proc.stderr
+    assert _scores(course) == {}
+    assert not (course / "autograded").exists()

@@ -8,6 +8,7 @@ tests/grading/test_gradebook.py compares the result with a gradebook nbgrader ma
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from sqlalchemy import create_engine
 
@@ -38,3 +39,50 @@ def create_gradebook(db_url: str, course_id: str = "") -> None:
     finally:
         engine.dispose()
     Gradebook(db_url, course_id=course_id).close()  # the course row, as nbgrader adds it
+
+
+STUDENT_FIELDS = ("first_name", "last_name", "email", "lms_user_id")
+
+
+def upsert_students(db_url: str, students: list[dict]) -> int:
+    """Create or update nbgrader `Student` rows ({"id", "first_name", "last_name", "email",
+    "lms_user_id"}) so the formgrader and exports show names and the LMS import can match people.
+    A missing (None) value keeps what the row has; returns how many rows were created or changed."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    create_gradebook(db_url)  # no-op on an existing gradebook
+    changed = 0
+    with Gradebook(db_url) as gb:
+        for st in students:
+            values = {k: st[k] for k in STUDENT_FIELDS if st.get(k) is not None}
+            try:
+                row = gb.find_student(st["id"])
+            except MissingEntry:
+                gb.add_student(st["id"], **values)
+                changed += 1
+                continue
+            if any(getattr(row, k) != v for k, v in values.items()):
+                gb.update_or_create_student(st["id"], **values)
+                changed += 1
+    return changed
+
+
+def course_gradebook_url(settings: Any, course_id: str) -> str:
+    """A course's gradebook: `CourseDirectory.db_url` in its shared course directory's
+    nbgrader_config.py (e.g. PostgreSQL at scale), else gradebook.db there. The directory is
+    `<state_dir>/course-dirs/<course>` (`coursehub.grading.service.coursedirs`, which imports this
+    module, so the path is spelled here too)."""
+    from pathlib import Path
+
+    root = Path(settings.state_dir) / "course-dirs" / course_id
+    config = root / "nbgrader_config.py"
+    if config.is_file():
+        from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+        try:
+            url = PyFileConfigLoader(config.name, path=str(root)).load_config().CourseDirectory.get("db_url")
+        except (ConfigFileNotFound, SyntaxError, NameError):
+            url = None
+        if isinstance(url, str) and url:
+            return url
+    return f"sqlite:///{root / 'gradebook.db'}"

@@ -135,6 +135,18 @@ class SandboxLimits(Section):
     output_bytes: int = Field(1_000_000, gt=0)
 
 
+class LmsSyncSettings(Section):
+    """The grading service's LMS timers (AGS scores, NRPS rosters, line items, names)."""
+
+    #: How often due scores are sent to the LMS.
+    send_interval_seconds: float = Field(30.0, gt=0)
+    #: How often each linked course's roster is read (NRPS) into groups and the gradebook, and its
+    #: line items checked against course.yaml; 0 turns the timer off ("Update roster" still works).
+    roster_interval_seconds: float = Field(3600.0, ge=0)
+    #: Students the LMS no longer lists keep access this long (staff lose theirs at once).
+    student_grace_days: float = Field(14.0, ge=0)
+
+
 class GradingSettings(Section):
     enabled: bool = True
     port: int = Field(8090, ge=1, le=65535)
@@ -150,6 +162,7 @@ class GradingSettings(Section):
     sandbox: SandboxLimits = SandboxLimits()
     #: Grading-service plugins (modules with `setup(plugins)`); the course dashboard is one.
     plugins: list[str] = ["coursehub.grading.dashboard", "coursehub.grading.queue.plugin"]
+    lms: LmsSyncSettings = LmsSyncSettings()
 
 
 class TextbookSettings(Section):

@@ -65,14 +65,25 @@ class ScoreRow(Base):
 
 
 class LineItemRow(Base):
-    """The LMS line item of an assignment, per LMS context (its line items URL)."""
+    """The LMS line item of an assignment in one LMS context (platform issuer + line items URL).
+
+    The row is also the claim that makes creation single: whoever inserts it (status "claimed")
+    before the POST is the only one who may create the item; everyone else waits for `lineitem_url`.
+    A claim whose holder died lapses at `claimed_until`. `label`/`score_maximum` are what the LMS has,
+    so a change in course.yaml is seen and sent (PUT).
+    """
 
     __tablename__ = "lms_lineitems"
 
-    course_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
     lineitems_url: Mapped[str] = mapped_column(String(1024), primary_key=True)
     assignment: Mapped[str] = mapped_column(String(128), primary_key=True)
-    lineitem_url: Mapped[str] = mapped_column(Text)
+    course_id: Mapped[str] = mapped_column(String(128))
+    lineitem_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    score_maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -92,3 +103,7 @@ class RosterRow(Base):
     first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     left_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    #: When the course's groups were taken from a leaver (staff at once, students after the grace).
+    access_ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    given_name: Mapped[str] = mapped_column(String(255), default="")
+    family_name: Mapped[str] = mapped_column(String(255), default="")

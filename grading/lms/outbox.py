@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from .. import metrics
 from .guard import ForeignServiceURL
-from .models import LineItemRow, ScoreRow, utcnow
+from .lineitems import LineItemBusy, Wanted, ensure_lineitem, forget
+from .models import ScoreRow, utcnow
 from .records import LaunchServices
 from .retry import next_delay
 from .services import Deferred, ServiceClient, ServiceError
@@ -161,6 +162,10 @@ def failed_rows(s: Session, course_id: str, limit: int = 200) -> list[ScoreRow]:
                           .order_by(ScoreRow.id.desc()).limit(limit)))
 
 
+#: What course.yaml says an assignment's line item is: (label, points), or None (use the score's).
+LineItemSpec = Callable[[str, str], "tuple[str, float] | None"]
+
+
 class ServicesSource(Protocol):
     """Where the LMS endpoints of a student's newest launch come from (see `sources.py`)."""
 
@@ -191,8 +196,10 @@ class Sender:
 
     def __init__(self, sessions: sessionmaker[Session], source: ServicesSource, client: ServiceClient, *,
                  clock: Callable[[], float] = time.time, max_attempts: int = 8, base_delay: float = 2.0,
-                 max_delay: float = 3600.0, tag: str = "coursehub", send_lease: float = 300.0):
+                 max_delay: float = 3600.0, tag: str = "coursehub", send_lease: float = 300.0,
+                 lineitem_spec: LineItemSpec | None = None):
         self.sessions = sessions
+        self.lineitem_spec = lineitem_spec
         self.source = source
         self.client = client
         self.clock = clock
@@ -283,6 +290,11 @@ class Sender:
             await self.client.post_score(svc, lineitem, score_payload(row, svc.lti_user_id))
         except ForeignServiceURL as e:
             return self._finish(s, row, "failed", str(e))
+        except LineItemBusy as e:  # another sender is creating the column: use it shortly
+            row.status, row.last_error = "pending", str(e)
+            row.next_attempt_at = self._now() + dt.timedelta(seconds=self.base_delay)
+            s.commit()
+            return "deferred"
         except Deferred as e:  # nothing was sent: wait for the platform's time, no attempt used
             row.status, row.last_error = "pending", str(e)
             row.next_attempt_at = self._now() + dt.timedelta(seconds=e.retry_after or self.base_delay)
@@ -298,24 +310,19 @@ class Sender:
         row.sent_at = self._now()
         return self._finish(s, row, "sent", None)
 
+    def wanted(self, row: ScoreRow) -> Wanted:
+        """The line item for `row`'s assignment: course.yaml's title and points, else the score's."""
+        spec = self.lineitem_spec(row.course_id, row.assignment) if self.lineitem_spec else None
+        label, points = spec if spec else (row.label or row.assignment, row.score_maximum)
+        return Wanted(row.assignment, label, points)
+
     async def _lineitem(self, s: Session, row: ScoreRow, svc: LaunchServices) -> str:
-        assert svc.lineitems_url
-        known = s.get(LineItemRow, (row.course_id, svc.lineitems_url, row.assignment))
-        if known is not None:
-            return known.lineitem_url
-        url = await self.client.ensure_lineitem(svc, label=row.label or row.assignment,
-                                                score_maximum=row.score_maximum, resource_id=row.assignment,
-                                                tag=self.tag)
-        s.merge(LineItemRow(course_id=row.course_id, lineitems_url=svc.lineitems_url, assignment=row.assignment,
-                            lineitem_url=url, updated_at=self._now()))
-        s.commit()
-        return url
+        return await ensure_lineitem(s, self.client, svc, self.wanted(row), course_id=row.course_id,
+                                     now=self._now(), tag=self.tag, lease=self.send_lease)
 
     def _forget_lineitem(self, s: Session, row: ScoreRow, svc: LaunchServices) -> None:
-        if svc.lineitems_url:
-            known = s.get(LineItemRow, (row.course_id, svc.lineitems_url, row.assignment))
-            if known is not None and known.lineitem_url == row.lineitem_url:
-                s.delete(known)
+        if svc.lineitems_url and row.lineitem_url:
+            forget(s, svc, row.assignment, row.lineitem_url)
             s.execute(update(ScoreRow).where(ScoreRow.lineitem_url == row.lineitem_url,
                                              ScoreRow.status == "pending").values(lineitem_url=None))
         row.lineitem_url = None
@@ -359,3 +366,16 @@ def last_scores(s: Session, course_id: str) -> dict[tuple[str, str], tuple[float
                                         ScoreRow.student == newest.c.student, ScoreRow.produced_at == newest.c.t))
                      .where(ScoreRow.course_id == course_id)).all()
     return {(a, st): (g, m) for a, st, g, m in rows}
+
+
+def last_states(s: Session, course_id: str) -> dict[tuple[str, str], tuple[float | None, float, str]]:
+    """The newest live (score, maximum, gradingProgress) per (assignment, student)."""
+    newest = (select(ScoreRow.assignment, ScoreRow.student, func.max(ScoreRow.produced_at).label("t"))
+              .where(ScoreRow.course_id == course_id, ScoreRow.status.in_(LIVE))
+              .group_by(ScoreRow.assignment, ScoreRow.student).subquery())
+    rows = s.execute(select(ScoreRow.assignment, ScoreRow.student, ScoreRow.score_given, ScoreRow.score_maximum,
+                            ScoreRow.grading_progress)
+                     .join(newest, and_(ScoreRow.assignment == newest.c.assignment,
+                                        ScoreRow.student == newest.c.student, ScoreRow.produced_at == newest.c.t))
+                     .where(ScoreRow.course_id == course_id)).all()
+    return {(a, st): (g, m, p) for a, st, g, m, p in rows}

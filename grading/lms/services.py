@@ -164,6 +164,19 @@ class ServiceClient:
         check_service_url(str(item.get("id", "")), svc.platform)
         return item
 
+    async def update_lineitem(self, svc: LaunchServices, lineitem_url: str, *, label: str, score_maximum: float,
+                              resource_id: str, tag: str | None = None) -> dict:
+        """PUT the line item with a new label or maximum (AGS 2.0, section 3.2.8): its grades stay."""
+        check_service_url(lineitem_url, svc.platform)
+        body = {"id": lineitem_url, "label": label, "scoreMaximum": score_maximum, "resourceId": resource_id}
+        if tag:
+            body["tag"] = tag
+        resp = await self.call(svc, "PUT", lineitem_url, AGS_SCOPES, accept=LINEITEM_TYPE,
+                               content_type=LINEITEM_TYPE, body=json.dumps(body).encode())
+        if resp.status not in (200, 201, 204):
+            self._raise("updating a line item", resp)
+        return json.loads(resp.body) if resp.body else body
+
     async def ensure_lineitem(self, svc: LaunchServices, *, label: str, score_maximum: float,
                               resource_id: str, tag: str | None = "coursehub") -> str:
         item = await self.find_lineitem(svc, resource_id, tag)

@@ -5,7 +5,10 @@ extension at the end of this file (entry point `coursehub.hub_extensions`); `nbg
 is what hubconfig writes as `nbgrader_config.py` into the student and staff Jupyter config folders.
 
 Permissions: the service holds a role with `list:users`, `read:users:name`, `read:users:groups` and
-`read:groups` (to learn course roles), never admin. Every user, and the token of every user server,
+`read:groups` (to learn course roles), never admin. For the roster sync it may also change the
+course groups' members, and only those: `groups!group=course:<id>:<role>` for every course of the
+catalog and each role (`course_group_scopes`). It cannot create users or groups (no `admin:*`):
+a group appears with the first launch in that role, which also adds its members. Every user, and the token of every user server,
 gets `access:services!service=grading`, so the plugin in a user's server can call the service as
 that user and nobody else.
 """
@@ -16,7 +19,7 @@ import os
 import sys
 from typing import Any
 
-from coursehub.platform.courses import Catalog, parse_course_group
+from coursehub.platform.courses import COURSE_ROLES, Catalog, course_group, parse_course_group
 from coursehub.platform.settings import Settings
 
 from ..exchange import FACTORY_CLASSES
@@ -79,8 +82,9 @@ def configure_grading(c: Any, settings: Settings, catalog: Catalog, services: li
     services.append(service)
     roles.append({
         "name": "coursehub-grading",
-        "description": "The grading service: read users' course groups (never admin).",
-        "scopes": ["list:users", "read:users:name", "read:users:groups", "read:groups"],
+        "description": "The grading service: read users' course groups; change only course groups (never admin).",
+        "scopes": ["list:users", "read:users:name", "read:users:groups", "read:groups",
+                   *course_group_scopes(catalog)],
         "services": [SERVICE_NAME],
     })
     _grant(roles, "user", ["self"], [ACCESS_SCOPE])
@@ -94,6 +98,11 @@ def configure_grading(c: Any, settings: Settings, catalog: Catalog, services: li
         if bindir not in path.split(os.pathsep):
             env["PATH"] = os.pathsep.join([bindir, path])
     c.Spawner.environment = env
+
+
+def course_group_scopes(catalog: Catalog) -> list[str]:
+    """Scopes for the roster sync: the members of each course group, nothing else."""
+    return [f"groups!group={course_group(course.id, role)}" for course in catalog for role in COURSE_ROLES]
 
 
 def _grant(roles: list[dict], name: str, defaults: list[str], scopes: list[str]) -> None:

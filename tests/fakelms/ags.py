@@ -10,10 +10,16 @@ URLs (relative to the server root): /token, /ctx/<context>/lineitems[/<n>[/score
 Faults (`state.faults`): a list of `Fault(kind, status, headers, times)` consumed in order for
 requests of that kind ("token", "lineitems", "scores", "memberships"); `state.revoke_tokens()`
 makes every issued token invalid (401), like a token expiring in the middle of a batch.
+
+Like most LMSes it sends no ETag and has no create-if-absent: two POSTs for one resourceId make two
+line items. `state.hold_creates` (an asyncio.Event) holds every line item POST until it is set, so a
+test can make creates overlap. `state.after_page(ctx, page)` runs after each NRPS page is served,
+so members can leave (or join) in the middle of a paged walk, as they do in a real course.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -55,6 +61,12 @@ class AgsState:
     page_size: int = 2
     loop_pages: bool = False  # the last page links back to the first
     lineitem_page_size: int = 100
+    hold_creates: asyncio.Event | None = None
+    lineitem_puts: list[dict] = field(default_factory=list)
+    after_page: Any = None  # callable(ctx, page) after each NRPS page
+
+    def items_for(self, context: str, resource_id: str) -> list[dict]:
+        return [i for i in self.lineitems.get(context, {}).values() if i.get("resourceId") == resource_id]
 
     def token_url(self) -> str:
         return f"{self.base_url}/token"
@@ -164,18 +176,45 @@ class LineItemsHandler(_Base):
         self.set_header("Content-Type", "application/vnd.ims.lis.v2.lineitemcontainer+json")
         self.finish(json.dumps(chunk))
 
-    def post(self, ctx: str) -> None:
+    async def post(self, ctx: str) -> None:
         self.bearer("lineitem")
         body = self.json_body()
         if not isinstance(body.get("scoreMaximum"), (int, float)) or body["scoreMaximum"] <= 0 or not body.get("label"):
             raise web.HTTPError(400, "line item needs a label and scoreMaximum > 0")
+        if self.state.hold_creates is not None:
+            await self.state.hold_creates.wait()
         items = self.state.lineitems.setdefault(ctx, {})
-        n = len(items) + 1
+        n = max(items, default=0) + 1
         item = {**body, "id": f"{self.state.lineitems_url(ctx)}/{n}"}
         items[n] = item
         self.set_status(201)
         self.set_header("Content-Type", "application/vnd.ims.lis.v2.lineitem+json")
         self.finish(json.dumps(item))
+
+
+class LineItemHandler(_Base):
+    kind = "lineitems"
+
+    def get(self, ctx: str, n: str) -> None:
+        self.bearer("lineitem")
+        item = self.state.lineitems.get(ctx, {}).get(int(n))
+        if item is None:
+            raise web.HTTPError(404, "no such line item")
+        self.set_header("Content-Type", "application/vnd.ims.lis.v2.lineitem+json")
+        self.finish(json.dumps(item))
+
+    def put(self, ctx: str, n: str) -> None:
+        self.bearer("lineitem")
+        items = self.state.lineitems.get(ctx, {})
+        if int(n) not in items:
+            raise web.HTTPError(404, "no such line item")
+        body = self.json_body()
+        if not isinstance(body.get("scoreMaximum"), (int, float)) or body["scoreMaximum"] <= 0 or not body.get("label"):
+            raise web.HTTPError(400, "line item needs a label and scoreMaximum > 0")
+        self.state.lineitem_puts.append({"ctx": ctx, "lineitem": int(n), **body})
+        items[int(n)] = {**items[int(n)], **body, "id": items[int(n)]["id"]}
+        self.set_header("Content-Type", "application/vnd.ims.lis.v2.lineitem+json")
+        self.finish(json.dumps(items[int(n)]))
 
 
 class ScoresHandler(_Base):
@@ -223,6 +262,8 @@ class MembershipsHandler(_Base):
             self.set_header("Link", f'<{base}>; rel="next"')
         self.set_header("Content-Type", "application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
         self.finish(json.dumps({"id": base, "context": {"id": ctx}, "members": chunk}))
+        if self.state.after_page is not None:
+            self.state.after_page(ctx, page)
 
 
 def ags_handlers(state: AgsState, prefix: str = "") -> list[tuple]:
@@ -230,6 +271,7 @@ def ags_handlers(state: AgsState, prefix: str = "") -> list[tuple]:
     return [
         (rf"{prefix}/token", TokenHandler, kw),
         (rf"{prefix}/ctx/([^/]+)/lineitems", LineItemsHandler, kw),
+        (rf"{prefix}/ctx/([^/]+)/lineitems/([0-9]+)", LineItemHandler, kw),
         (rf"{prefix}/ctx/([^/]+)/lineitems/([0-9]+)/scores", ScoresHandler, kw),
         (rf"{prefix}/ctx/([^/]+)/memberships", MembershipsHandler, kw),
     ]

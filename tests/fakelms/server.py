@@ -413,6 +413,21 @@ class LineItemHandler(Base):
                 return self.write_json({"error": "not found"}, 404)
             self.write_json({k: v for k, v in item.items() if not k.startswith("_")})
 
+    def check_xsrf_cookie(self) -> None:
+        return
+
+    def put(self, context: str, n: str) -> None:
+        """Update a line item's label or maximum (AGS 2.0 3.2.8); its results stay."""
+        if self.check_token("lineitem"):
+            url = f"{self.lms.url}/ags/{context}/lineitems/{n}"
+            item = self.lms.lineitems.get(url)
+            if item is None:
+                return self.write_json({"error": "not found"}, 404)
+            body = json.loads(self.request.body or b"{}")
+            item.update({k: v for k, v in body.items() if k in ("label", "scoreMaximum", "resourceId", "tag")})
+            self.write_json({k: v for k, v in item.items() if not k.startswith("_")},
+                            content_type="application/vnd.ims.lis.v2.lineitem+json")
+
 
 class ScoresHandler(Base):
     endpoint = "scores"

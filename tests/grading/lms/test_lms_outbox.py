@@ -254,10 +254,10 @@ async def test_created_lineitem_pointing_elsewhere_is_refused(sessions, students
 
     real_post = ags.LineItemsHandler.post
 
-    def hostile_post(self, ctx):
+    async def hostile_post(self, ctx):
         self.state.base_url, saved = "https://elsewhere.example", self.state.base_url
         try:
-            real_post(self, ctx)
+            await real_post(self, ctx)
         finally:
             self.state.base_url = saved
 

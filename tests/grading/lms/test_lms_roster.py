@@ -34,6 +34,9 @@ class Recorder:
     async def add_members(self, course_id, role, usernames):
         self.groups.setdefault((course_id, role), set()).update(usernames)
 
+    async def remove_members(self, course_id, role, usernames):
+        self.groups.setdefault((course_id, role), set()).difference_update(usernames)
+
     def ensure_students(self, students):
         pass
 
@@ -152,3 +155,68 @@ async def test_observers_and_mentors_get_no_course_group(sessions, platform, lms
     lms.members["ctx1"] = [member("ann"), member("prof", INSTRUCTOR), member("tim", observing)]
     report = await sync_roster(sessions, client, svc, GradebookSink(gradebook_url, groups=groups), Names())
     assert report.left == ["fake-tim"] and roster(sessions)["tim"].status == "left"
+
+
+async def test_staff_who_leave_lose_the_group_at_once_students_after_the_grace(sessions, platform, lms, client,
+                                                                                gradebook_url):
+    lms.members["ctx1"] = [member("ann"), member("bob"), member("prof", INSTRUCTOR), member("tim", TA)]
+    svc = launch(platform, lms, "prof")
+    groups = Recorder()
+    sink = GradebookSink(gradebook_url, groups=groups)
+    grace = dt.timedelta(days=7)
+    t0 = dt.datetime(2026, 11, 1)
+    await sync_roster(sessions, client, svc, sink, Names(), now=t0, grace=grace)
+    lms.members["ctx1"] = [member("ann"), member("prof", INSTRUCTOR)]  # bob and the TA leave
+    report = await sync_roster(sessions, client, svc, sink, Names(), now=t0 + dt.timedelta(hours=1), grace=grace)
+    assert sorted(report.left) == ["fake-bob", "fake-tim"]
+    assert report.removed == [("fake-tim", "ta")]
+    assert groups.groups[("c1", "ta")] == set() and "fake-bob" in groups.groups[("c1", "student")]
+    report = await sync_roster(sessions, client, svc, sink, Names(), now=t0 + dt.timedelta(days=6), grace=grace)
+    assert report.removed == [] and "fake-bob" in groups.groups[("c1", "student")]
+    report = await sync_roster(sessions, client, svc, sink, Names(), now=t0 + dt.timedelta(days=7, hours=1),
+                               grace=grace)
+    assert report.removed == [("fake-bob", "student")]
+    assert groups.groups[("c1", "student")] == {"fake-ann"}
+    assert roster(sessions)["bob"].access_ended_at == t0 + dt.timedelta(days=7, hours=1)
+    report = await sync_roster(sessions, client, svc, sink, Names(), now=t0 + dt.timedelta(days=8), grace=grace)
+    assert report.removed == []  # once: a later launch (the LMS letting them in) is not fought
+    with Gradebook(gradebook_url) as gb:  # their work and gradebook row stay
+        assert {s.id for s in gb.students} == {"fake-ann", "fake-bob"}
+
+    lms.members["ctx1"].append(member("bob"))  # re-enrolled
+    report = await sync_roster(sessions, client, svc, sink, Names(), now=t0 + dt.timedelta(days=9), grace=grace)
+    assert report.joined == ["fake-bob"] and "fake-bob" in groups.groups[("c1", "student")]
+    assert roster(sessions)["bob"].access_ended_at is None
+
+
+async def test_a_role_change_moves_the_group(sessions, platform, lms, client):
+    lms.members["ctx1"] = [member("ann"), member("tim", TA)]
+    svc = launch(platform, lms, "prof")
+    groups = Recorder()
+    await sync_roster(sessions, client, svc, groups, Names())
+    lms.members["ctx1"] = [member("ann"), member("tim")]  # the TA is a student now
+    report = await sync_roster(sessions, client, svc, groups, Names())
+    assert report.removed == [("fake-tim", "ta")] and report.left == []
+    assert groups.groups[("c1", "ta")] == set() and "fake-tim" in groups.groups[("c1", "student")]
+
+
+async def test_someone_leaving_while_the_roster_is_paged_costs_nobody_else_their_access(sessions, platform, lms,
+                                                                                       client):
+    names = ["a", "b", "c", "d", "e"]
+    lms.members["ctx1"] = [member(u, TA if u == "c" else LEARNER) for u in names]
+    svc = launch(platform, lms, "prof")
+    groups = Recorder()
+    await sync_roster(sessions, client, svc, groups, Names())
+
+    def a_leaves_after_the_first_page(ctx, page):
+        if page == 0:  # a leaves: every later offset shifts by one, so c (a TA) falls between pages
+            lms.members[ctx] = [m for m in lms.members[ctx] if m["user_id"] != "a"]
+            lms.after_page = None
+
+    lms.after_page = a_leaves_after_the_first_page
+    report = await sync_roster(sessions, client, svc, groups, Names())
+    assert report.left == [] and report.removed == [], "c, skipped by the shifted pages, is still a TA"
+    assert roster(sessions)["c"].status == "active" and "fake-c" in groups.groups[("c1", "ta")]
+    report = await sync_roster(sessions, client, svc, groups, Names())  # the next sync sees a is gone
+    assert report.left == ["fake-a"] and roster(sessions)["c"].status == "active"
+    assert groups.groups[("c1", "student")] == {"fake-a", "fake-b", "fake-d", "fake-e"}  # a: grace period

@@ -260,6 +260,12 @@ class Kubelet:
                 if "persistentVolumeClaim" in volumes[m["name"]] or "emptyDir" in volumes[m["name"]]:
                     src.mkdir(parents=True, exist_ok=True)
             args += ["--ro-bind" if m.get("readOnly") else "--bind", str(src), m["mountPath"].rstrip("/") or "/"]
+        # The "image" is this checkout's virtualenvs (and its source, installed editable): a volume mounted
+        # over a folder that holds them (an emptyDir at /tmp when the checkout is under /tmp) must not
+        # hide them, as it would not hide files baked into a real image.
+        for root in sorted({str(Path(p).resolve().parent.parent) for p in image.path}):
+            if any(Path(root).is_relative_to(m["mountPath"]) for m in mounts):
+                args += ["--ro-bind", root, root]
         if token_dir is not None:
             # /var/run is a link to /run here; bwrap does not follow links in mount targets
             args += ["--ro-bind", str(token_dir), "/run/secrets/kubernetes.io/serviceaccount"]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import shutil
+import tarfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from .ids import check_course_id
 KINDS = ("release", "submission", "feedback")
 #: Errors that mean "no space": the disk, or the quota of the store's user.
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+NUL = b"\0"
 
 
 class StoreFull(OSError):
@@ -47,6 +51,7 @@ class BlobStore:
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         (self.root / "blobs").mkdir(exist_ok=True)
+        self._resolved_root = self.root.resolve()  # once, not per read of a collection
 
     def put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar") -> Blob:
         """Store `data` durably and return its Blob; the caller commits the row that refers to it."""
@@ -87,7 +92,7 @@ class BlobStore:
 
     def path(self, blob_path: str) -> Path:
         p = (self.root / blob_path).resolve()
-        if self.root.resolve() not in p.parents:
+        if self._resolved_root not in p.parents:
             raise ValueError("blob path outside the storage folder")
         return p
 
@@ -129,3 +134,44 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- streaming archives (collect) -------------------------------------------------------------------
+#: Flush a streamed archive to the client about every this many bytes.
+CHUNK = 1 << 20
+
+
+def tar_member(name: str, content: bytes | memoryview) -> bytes:
+    """One regular file as tar bytes (PAX header, data, padding), as `archive.pack` writes it."""
+    info = tarfile.TarInfo(name)
+    info.size = len(content)
+    info.mode = 0o644
+    info.mtime = 0
+    pad = -info.size % tarfile.BLOCKSIZE
+    return b"".join((info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"), content, NUL * pad))
+
+
+def stored_members(data: bytes) -> Iterator[tuple[str, memoryview]]:
+    """The regular files of a stored (validated, checksum-verified) tar, as views into `data`:
+    headers parsed, contents not copied."""
+    view = memoryview(data)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            if member.isfile():
+                yield member.name, view[member.offset_data:member.offset_data + member.size]
+
+
+def tar_stream(members: Iterable[tuple[str, bytes | memoryview]]) -> Iterator[bytes]:
+    """An uncompressed tar of `members` in chunks of about CHUNK bytes: a large collection is sent
+    while later blobs are still being read, in bounded memory."""
+    buf: list[bytes] = []
+    size = 0
+    for name, content in members:
+        part = tar_member(name, content)
+        buf.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            yield b"".join(buf)
+            buf, size = [], 0
+    buf.append(NUL * (2 * tarfile.BLOCKSIZE))  # end of archive
+    yield b"".join(buf)

@@ -7,23 +7,25 @@ by the course's deadline and the student's extension); collected folders get the
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tarfile
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import quote
 
+import requests
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.abc import ExchangeCollect as ABCCollect
 from nbgrader.utils import parse_utc
+from requests.adapters import HTTPAdapter
 
 from ..ids import BadId, check_relpath, check_student_id
-from .base import CoursehubExchange
+from .base import RETRY_STATUSES, CoursehubExchange, retry_policy
 
-#: Submissions per download: bounds the memory of the service and of the instructor's server.
-BATCH = 100
+#: Submissions per request (the service's limit). The archive is streamed both ways, so memory
+#: stays bounded by one submission whatever the number.
+MAX_IDS = 10_000
 
 
 def _q(value: str) -> str:
@@ -86,64 +88,83 @@ class ExchangeCollect(CoursehubExchange, ABCCollect):
             else:
                 self.log.info("Submission already exists, use --update to update: %s %s", student_id,
                               cd.assignment_id)
-        if not todo:
-            return
-        batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
-        # Download the next batch while this one is written to disk.
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(self._download, batches[0])
-            for i, batch in enumerate(batches):
-                files = pending.result()
-                if i + 1 < len(batches):
-                    pending = pool.submit(self._download, batches[i + 1])
-                self._write_batch(batch, files)
+        for i in range(0, len(todo), MAX_IDS):
+            self._stream(todo[i:i + MAX_IDS])
 
-    def _download(self, batch: list) -> dict[str, dict[str, bytes]]:
+    def _stream(self, todo: list) -> None:
+        """One request for up to MAX_IDS submissions; each submission's files are written as they
+        arrive and its folder swapped in when the next one starts (the service reads blobs while
+        this side writes)."""
         cd = self.coursedir
-        r = self.api("POST", f"courses/{_q(cd.course_id)}/assignments/{_q(cd.assignment_id)}/collection",
-                     json_body={"ids": [rec["id"] for rec, _, _ in batch]}, retry=True)
-        return _split_by_id(r.content)
-
-    def _write_batch(self, todo: list, files: dict[str, dict[str, bytes]]) -> None:
-        cd = self.coursedir
-        for rec, dest_path, updating in todo:
-            sub_files = files.get(str(rec["id"]))
-            if sub_files is None:
+        wanted = {str(rec["id"]): (rec, dest_path, updating) for rec, dest_path, updating in todo}
+        url = (self.service_url.rstrip("/") + f"/api/courses/{_q(cd.course_id)}/assignments/"
+               f"{_q(cd.assignment_id)}/collection")
+        done: set[str] = set()
+        try:
+            with requests.Session() as session:
+                session.mount(url, HTTPAdapter(max_retries=retry_policy(self.retries)))
+                with session.post(url, json={"ids": [rec["id"] for rec, _, _ in todo]}, stream=True,
+                                  headers={"Authorization": f"token {self.api_token}"},
+                                  timeout=(self.connect_timeout, self.upload_timeout)) as r:
+                    if r.status_code in RETRY_STATUSES:
+                        self.unavailable()
+                    if r.status_code != 200:
+                        self.fail(self._message(r))
+                    r.raw.decode_content = True
+                    self._unpack(r.raw, wanted, done)
+        except (requests.RequestException, tarfile.TarError, EOFError) as e:
+            self.log.warning("collect download failed: %s", type(e).__name__)
+            self.unavailable()
+        for sub_id, (rec, _, _) in wanted.items():
+            if sub_id not in done:
                 self.fail(f"the service did not send the submission of {rec['student_id']}")
-            self.log.info("%s submission: %s %s", "Updating" if updating else "Collecting", rec["student_id"],
-                          cd.assignment_id)
-            _replace_dir(dest_path, sub_files)
+
+    def _unpack(self, stream: Any, wanted: dict, done: set[str]) -> None:
+        current: _Folder | None = None
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile() or member.name == "manifest.json":
+                    continue
+                sub_id, _, rel = member.name.partition("/")
+                check_relpath(rel)
+                if current is None or current.sub_id != sub_id:
+                    if current is not None:
+                        done.add(current.finish())
+                    if sub_id not in wanted or sub_id in done:
+                        self.fail(f"the service sent a submission that was not asked for ({sub_id})")
+                    rec, dest_path, updating = wanted[sub_id]
+                    self.log.info("%s submission: %s %s", "Updating" if updating else "Collecting",
+                                  rec["student_id"], self.coursedir.assignment_id)
+                    current = _Folder(sub_id, dest_path)
+                fh = tar.extractfile(member)
+                current.write(rel, fh.read() if fh else b"")
+        if current is not None:
+            done.add(current.finish())
 
 
-def _split_by_id(data: bytes) -> dict[str, dict[str, bytes]]:
-    """The collection tar as {submission id: {relative path: bytes}} (paths checked)."""
-    out: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        for member in tar:
-            if not member.isfile() or member.name == "manifest.json":
-                continue
-            sub_id, _, rel = member.name.partition("/")
-            check_relpath(rel)
-            fh = tar.extractfile(member)
-            out.setdefault(sub_id, {})[rel] = fh.read() if fh else b""
-    return out
+class _Folder:
+    """One submission's folder, written beside its destination, then swapped in whole, so a
+    folder is never half-collected."""
 
+    def __init__(self, sub_id: str, dest: str):
+        self.sub_id, self.dest = sub_id, dest
+        self.parent = os.path.dirname(dest)
+        os.makedirs(self.parent, exist_ok=True)
+        self.tmp = os.path.join(self.parent, f".collect-{uuid.uuid4().hex}")
+        os.mkdir(self.tmp)
 
-def _replace_dir(dest: str, files: dict[str, bytes]) -> None:
-    """Write into a sibling temp folder, then swap it in, so a folder is never half-collected."""
-    parent = os.path.dirname(dest)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".collect-{uuid.uuid4().hex}")
-    os.mkdir(tmp)
-    for rel, content in files.items():  # paths were checked when the download was split
+    def write(self, rel: str, content: bytes) -> None:
         if "/" in rel:
-            os.makedirs(os.path.join(tmp, os.path.dirname(rel)), exist_ok=True)
-        with open(os.path.join(tmp, rel), "wb") as fh:
+            os.makedirs(os.path.join(self.tmp, os.path.dirname(rel)), exist_ok=True)
+        with open(os.path.join(self.tmp, rel), "wb") as fh:
             fh.write(content)
-    if os.path.isdir(dest):
-        old = os.path.join(parent, f".old-{uuid.uuid4().hex}")
-        os.rename(dest, old)
-        os.rename(tmp, dest)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, dest)
+
+    def finish(self) -> str:
+        if os.path.isdir(self.dest):
+            old = os.path.join(self.parent, f".old-{uuid.uuid4().hex}")
+            os.rename(self.dest, old)
+            os.rename(self.tmp, self.dest)
+            shutil.rmtree(old)
+        else:
+            os.rename(self.tmp, self.dest)
+        return self.sub_id

@@ -23,9 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .snapshot import GradebookMissing
-    from .tables import canvas_table, load_grades, long_table, wide_table
-    from .writers import write_table
+    from .source import GradebookMissing
 
     if args.format == "canvas" and args.long:
         print("error: the Canvas import format is one row per student; drop --long", file=sys.stderr)
@@ -43,14 +41,34 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     try:
-        grades = load_grades(args.course_dir, args.db, course)
+        counts = (_xlsx if args.format == "xlsx" else _csv)(args, course)
     except GradebookMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.format == "canvas":
-        table = canvas_table(grades, section=args.section)
-    else:
-        table = long_table(grades) if args.long else wide_table(grades)
-    write_table(table, args.out, "xlsx" if args.format == "xlsx" else "csv")
-    print(f"wrote {args.out}: {len(grades.students)} students, {len(grades.assignments)} assignments")
+    print(f"wrote {args.out}: {counts[0]} students, {counts[1]} assignments")
     return 0
+
+
+def _csv(args: argparse.Namespace, course: object) -> tuple[int, int]:
+    """CSV and Canvas: plain Python (`rows.py`), no pandas to import."""
+    from .rows import canvas_rows, long_rows, read_plain, wide_rows
+    from .writers import atomic_write, rows_csv_bytes
+
+    grades = read_plain(args.course_dir, args.db, course)
+    if args.format == "canvas":
+        header, rows = canvas_rows(grades, section=args.section)
+    else:
+        header, rows = long_rows(grades) if args.long else wide_rows(grades)
+    data = rows_csv_bytes(header, rows)
+    atomic_write(args.out, lambda fh: fh.write(data))
+    return len(grades.students), len(grades.assignments)
+
+
+def _xlsx(args: argparse.Namespace, course: object) -> tuple[int, int]:
+    """xlsx: the pandas tables through openpyxl."""
+    from .tables import load_grades, long_table, wide_table
+    from .writers import write_table
+
+    grades = load_grades(args.course_dir, args.db, course)
+    write_table(long_table(grades) if args.long else wide_table(grades), args.out, "xlsx")
+    return len(grades.students), len(grades.assignments)

@@ -12,21 +12,25 @@ same folder, fsynced, then renamed over the target.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import io
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is written: the CSV command runs without it
+    import pandas as pd
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: C0 controls except tab, line feed and carriage return; DEL and C1 controls; lone surrogates and
 #: the two non-characters XML forbids. Tab/LF/CR are legal in both formats (quoted in CSV).
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 REPLACEMENT = "\ufffd"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def clean_text(value: object) -> object:
@@ -46,6 +50,8 @@ def neutralize_text(value: object) -> object:
 
 def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` with every text cell (and header) cleaned and made formula-safe."""
+    import pandas as pd
+
     out = frame.copy()
     for i in range(out.shape[1]):
         s = out.iloc[:, i]
@@ -97,11 +103,32 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """RFC 4180: comma separated, CRLF line ends, fields with , " CR LF quoted, quotes doubled; UTF-8."""
-    text = neutralize(frame).to_csv(index=False, lineterminator="\r\n", date_format="%Y-%m-%d %H:%M:%S.%f")
+    text = neutralize(frame).to_csv(index=False, lineterminator="\r\n", date_format=DATE_FORMAT)
     return text.encode("utf-8")
 
 
+def _csv_cell(value: Any) -> Any:
+    if type(value) is float:  # most cells: written as they are
+        return value
+    if isinstance(value, str):
+        return neutralize_text(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime(DATE_FORMAT)
+    return value
+
+
+def rows_csv_bytes(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """`csv_bytes` for plain rows (str, float, bool, datetime, None): the same bytes, no pandas."""
+    buf = io.StringIO(newline="")
+    out = csv.writer(buf, lineterminator="\r\n")
+    out.writerow([neutralize_text(str(c)) for c in header])
+    out.writerows([[_csv_cell(v) for v in row] for row in rows])
+    return buf.getvalue().encode("utf-8")
+
+
 def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
+    import pandas as pd
+
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xl:
         for name, frame in sheets.items():

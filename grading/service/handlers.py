@@ -334,9 +334,18 @@ class CollectionHandler(BaseHandler):
         if not isinstance(raw, list) or len(raw) > 10_000:
             raise ServiceError(400, 'send {"ids": [submission ids]} (at most 10,000)')
         ids = [int_param(i, "each id") for i in raw]
-        infos, data = await self.run(self.core.collection_archive, self.caller, course_id, assignment_id, ids)
-        self.write_tar(data)
-        if infos:
+        infos, chunks = await self.run(self.core.collection_stream, self.caller, course_id, assignment_id, ids)
+        # Streamed: the first chunk decides the status; later blobs are read while earlier ones
+        # travel, so the client unpacks while the service reads (one request for a whole class).
+        first = await self.run(next, chunks, b"")
+        self.set_header("Content-Type", "application/x-tar")
+        self.set_header("Cache-Control", "no-store")
+        while first:
+            self.write(first)
+            await self.flush()
+            first = await self.run(next, chunks, b"")
+        self.finish()
+        if infos:  # after the response: the hooks (autograde jobs) never slow the collect itself
             event = CollectedEvent(course_id, assignment_id, self.caller.name, infos)
             IOLoop.current().run_in_executor(self.ctx.executor, self.ctx.plugins.run_after_collect, event,
                                              self.core)

@@ -40,22 +40,10 @@ def _default_settings():  # noqa: ANN202
 
 
 def gradebook_url_for(settings: Any, course_id: str) -> str:
-    """The course's gradebook: `CourseDirectory.db_url` of its course directory's nbgrader_config.py
-    (e.g. a PostgreSQL database per course at scale), else nbgrader's default gradebook.db there."""
-    from coursehub.grading.service.coursedirs import course_dir
+    """The course's gradebook (one rule for the dashboard, the LMS sync and the export)."""
+    from coursehub.grading.gradebook import course_gradebook_url
 
-    root = course_dir(settings, course_id)
-    config = root / "nbgrader_config.py"
-    if config.is_file():
-        from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
-
-        try:
-            url = PyFileConfigLoader(config.name, path=str(root)).load_config().CourseDirectory.get("db_url")
-        except (ConfigFileNotFound, SyntaxError, NameError):
-            url = None
-        if isinstance(url, str) and url:
-            return url
-    return f"sqlite:///{root / 'gradebook.db'}"
+    return course_gradebook_url(settings, course_id)
 
 
 def load_course_grades(settings: Any, course: Any):  # noqa: ANN201

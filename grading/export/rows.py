@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .columns import CANVAS_FIXED, LONG_COLUMNS, STUDENT_COLUMNS, TOTAL_COLUMNS
 from .source import (
     ASSIGNMENTS_SQL,
     NOTEBOOK_SCORES_SQL,
@@ -32,15 +33,6 @@ from .source import (
 if TYPE_CHECKING:
     from coursehub.platform.courses import Course
 
-# The column lists are the pandas path's; repeated here so this module never imports it.
-LONG_COLUMNS = [
-    "assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-    "raw_score", "late_submission_penalty", "score", "max_score",
-    "due", "minutes_late", "submitted", "needs_manual_grade",
-]  # fmt: skip
-STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email", "lms_user_id"]
-TOTAL_COLUMNS = ["raw_total", "late_penalty", "total", "max_total"]
-CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 DAY = 86_400.0
 EPOCH = dt.datetime(1970, 1, 1)
 _MAX = sys.float_info.max

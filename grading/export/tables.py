@@ -16,20 +16,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from coursehub.platform.courses import Course
 
+from .columns import CANVAS_FIXED, LONG_COLUMNS, RESERVED, STUDENT_COLUMNS, TOTAL_COLUMNS
 from .late import policy_penalty, seconds_late
 from .snapshot import RawGradebook, gradebook_url, read_gradebook, snapshot
-
-#: nbgrader export's columns, in its order, then ours.
-LONG_COLUMNS = [
-    "assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-    "raw_score", "late_submission_penalty", "score", "max_score",
-    "due", "minutes_late", "submitted", "needs_manual_grade",
-]  # fmt: skip
-STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email", "lms_user_id"]
-TOTAL_COLUMNS = ["raw_total", "late_penalty", "total", "max_total"]
-CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-#: Columns of ours that an assignment column must never be confused with (compared casefolded).
-RESERVED = frozenset(c.casefold() for c in [*STUDENT_COLUMNS, *TOTAL_COLUMNS, *CANVAS_FIXED])
 
 
 def assignment_columns(names: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .columns import CANVAS_FIXED, LONG_COLUMNS, STUDENT_COLUMNS, TOTAL_COLUMNS
+from .columns import CANVAS_FIXED, LONG_COLUMNS, STUDENT_COLUMNS, TOTAL_COLUMNS, assignment_columns
 from .source import (
     ASSIGNMENTS_SQL,
     NOTEBOOK_SCORES_SQL,
@@ -291,19 +291,6 @@ def pairwise_sum(values: list[float]) -> float:
     return block(list(values))
 
 
-def assignment_columns(names: list[str]) -> list[str]:
-    """Same as `tables.assignment_columns` (kept here so the command never imports pandas)."""
-    taken = {c.casefold() for c in [*STUDENT_COLUMNS, *TOTAL_COLUMNS, *CANVAS_FIXED]}
-    out = []
-    for name in names:
-        text = str(name)
-        header, n = text, 1
-        while header.casefold() in taken:
-            header = f"assignment: {text}" if n == 1 else f"assignment {n}: {text}"
-            n += 1
-        taken.add(header.casefold())
-        out.append(header)
-    return out
 
 
 def long_rows(grades: PlainGrades) -> Table:

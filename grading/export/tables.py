@@ -16,26 +16,9 @@ import pandas as pd
 if TYPE_CHECKING:
     from coursehub.platform.courses import Course
 
-from .columns import CANVAS_FIXED, LONG_COLUMNS, RESERVED, STUDENT_COLUMNS, TOTAL_COLUMNS
+from .columns import CANVAS_FIXED, LONG_COLUMNS, STUDENT_COLUMNS, TOTAL_COLUMNS, assignment_columns
 from .late import policy_penalty, seconds_late
 from .snapshot import RawGradebook, gradebook_url, read_gradebook, snapshot
-
-
-def assignment_columns(names: list[str]) -> list[str]:
-    """The column header of each assignment in the wide and Canvas tables: its name, unless that
-    is one of our columns (an assignment may be called `total`, `email`, `student_id` ...) or an
-    earlier header, then `assignment: <name>` (numbered if even that is taken). Stable and unique."""
-    taken = set(RESERVED)
-    out = []
-    for name in names:
-        text = str(name)
-        header, n = text, 1
-        while header.casefold() in taken:
-            header = f"assignment: {text}" if n == 1 else f"assignment {n}: {text}"
-            n += 1
-        taken.add(header.casefold())
-        out.append(header)
-    return out
 
 
 @dataclass

@@ -16,7 +16,7 @@ from support.synthetic_gradebook import StudentRow, build_gradebook
 
 from coursehub.grading.export import canvas_table, load_grades, long_table, wide_table
 from coursehub.grading.export import snapshot as snapshot_mod
-from coursehub.grading.export.tables import RESERVED, assignment_columns
+from coursehub.grading.export.columns import RESERVED, assignment_columns
 from coursehub.grading.export.writers import CONTROL, csv_bytes, write_table, xlsx_bytes
 
 CONTROLS = "".join(chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, 0x85, 0x9F])

@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 from coursehub.grading.archive import Limits, pack
 from coursehub.grading.storage import BlobStore
-from coursehub.platform.courses import Course, load_catalog
+from coursehub.platform.courses import load_catalog
 
 HIDDEN = "assert squares(10)[-1] == 100, 'hidden check of the last square'"
 VISIBLE = "assert squares(1) == [1]"
@@ -105,11 +105,8 @@ def test_released_feedback_does_not_contain_hidden_tests(core):
 
 
 def test_a_course_can_opt_in_to_show_them(core):
-    class OptedIn(Course):
-        show_hidden_tests_in_feedback: bool = True
-
     catalog = core.catalog()
-    opted = OptedIn(**catalog.get(OTHER).model_dump(exclude_none=True))
+    opted = catalog.get(OTHER).model_copy(update={"show_hidden_tests_in_feedback": True})
     core.catalog = lambda: type("C", (), {"get": staticmethod(lambda cid: opted if cid == OTHER else None)})()
     page = _release_and_fetch(core)
     assert "squares(10)" in page and "BEGIN HIDDEN TESTS" in page

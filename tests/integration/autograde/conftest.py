@@ -33,7 +33,7 @@ def course_copy(demo_course, tmp_path):
     return make
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _no_catalog_course(tmp_path_factory):
     """The test courses here are nbgrader folders named demo-101, not the catalog's demo-101: grade
     them in coursehub's environment (the catalog's course would need its built environment)."""

@@ -49,7 +49,9 @@ def test_sigkilled_worker_job_completes_once_after_restart(course_copy, tmp_path
     course = course_copy()
     samples.write_submission(course, "alice", _slow_correct(samples.released(course)))
     settings = tmp_path / "settings.yaml"
-    settings.write_text(f"state_dir: {tmp_path / 'state'}\ngrading:\n  max_attempts: 3\n")
+    (tmp_path / "courses").mkdir()  # not the catalog's demo-101 (its environment is not built here)
+    settings.write_text(f"state_dir: {tmp_path / 'state'}\ncourses_dir: {tmp_path / 'courses'}\n"
+                        "grading:\n  max_attempts: 3\n")
     db = f"sqlite:///{tmp_path / 'queue.sqlite'}"
     q = JobQueue(db)
     q.create_tables()

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .environments import LockInfo, Spec, read_lock
+from .environments import MARKER_FILE, LockInfo, Spec, read_lock
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -64,6 +66,33 @@ def course_image(settings: Settings, course_id: str, registry: str | None = None
     return image_ref(course_id, lock, registry if registry is not None else registry_of(settings.kubernetes.hub_image))
 
 
+#: A registry digest (what `docker inspect --format '{{index .RepoDigests 0}}'` prints after the `@`).
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def image_repository(ref: str) -> str:
+    """'reg:5000/org/img:tag@sha256:..' -> 'reg:5000/org/img' (a port is not a tag)."""
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def pin_digest(ref: str, digests: Mapping[str, str]) -> str:
+    """`ref` pinned to the digest the settings give for exactly this reference (`kubernetes.image_digests`),
+    as `name:tag@sha256:...` (Kubernetes pulls the digest; the tag stays for people). A digest recorded
+    for another tag (an older lock) does not match, so a stale entry can never pin an old environment.
+    The value may be the bare digest or `docker inspect`'s `repository@sha256:...` (then of this repository)."""
+    given = digests.get(ref)
+    if not given:
+        return ref
+    repo, sep, digest = given.strip().rpartition("@")
+    if not DIGEST.match(digest):
+        raise ValueError(f"kubernetes.image_digests[{ref!r}]: {given!r} is not a digest (sha256: and 64 hex digits)")
+    if sep and repo != image_repository(ref):
+        raise ValueError(f"kubernetes.image_digests[{ref!r}]: the digest is of {repo}, not {image_repository(ref)}")
+    return f"{ref.split('@', 1)[0]}@{digest}"
+
+
 def repo2docker_command() -> list[str] | None:
     """repo2docker on PATH, else run from PyPI through uvx (an isolated tool environment), else None."""
     found = shutil.which("repo2docker") or shutil.which("jupyter-repo2docker")
@@ -91,13 +120,23 @@ def write_context(spec: Spec, lock: LockInfo, context: Path, coursehub_spec: str
     if (spec.folder / "apt.txt").is_file():
         shutil.copyfile(spec.folder / "apt.txt", context / "apt.txt")
     post = ["#!/bin/bash", "# Written by coursehub: adds coursehub (exchange plugin, Assignments panel) to the image.",
-            "set -euo pipefail", f"python -m pip install --no-cache-dir --no-deps {shlex.quote(coursehub_spec)}"]
+            "set -euo pipefail", f"python -m pip install --no-cache-dir --no-deps {shlex.quote(coursehub_spec)}",
+            "# the environment's identity, sent with each submission for the grader's parity check:",
+            _marker_command(spec, lock)]
     if (spec.folder / "postBuild").is_file():
         shutil.copyfile(spec.folder / "postBuild", context / "postBuild.course")
         os.chmod(context / "postBuild.course", 0o755)
         post += ["# the course's own postBuild:", "./postBuild.course"]
     (context / "postBuild").write_text("\n".join(post) + "\n")
     os.chmod(context / "postBuild", 0o755)
+
+
+def _marker_command(spec: Spec, lock: LockInfo) -> str:
+    """A shell command writing the marker `env build` writes locally into the image's Python prefix,
+    so servers in the image report the lock they were built from (`running_environment`)."""
+    marker = json.dumps({"course": spec.course_id, "lock_sha256": lock.sha256, "python": lock.python})
+    code = f"import pathlib, sys; (pathlib.Path(sys.prefix) / {MARKER_FILE!r}).write_text({marker!r})"
+    return f"python -c {shlex.quote(code)}"
 
 
 def minimal_dockerfile(spec: Spec, lock: LockInfo, coursehub_spec: str) -> str:
@@ -119,6 +158,7 @@ COPY context/requirements.txt /tmp/requirements.lock
 # Exactly the lock: every package pinned and hash-checked, nothing resolved at build time.
 RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock && rm /tmp/requirements.lock
 RUN pip install --no-cache-dir --no-deps {shlex.quote(coursehub_spec)}
+RUN {_marker_command(spec, lock)}
 {post}USER {NB_UID}
 WORKDIR /home/{NB_USER}
 EXPOSE 8888
@@ -147,6 +187,8 @@ jobs:
       - run: echo "${{{{ secrets.REGISTRY_PASSWORD }}}}" | docker login -u "${{{{ secrets.REGISTRY_USER }}}}" --password-stdin {repo.split('/')[0]}
       - run: coursehub env image {course_id} --registry {repo.rsplit('/', 1)[0] if '/' in repo else '""'} --out build/image-{course_id}
       - run: sh build/image-{course_id}/build.sh --push
+      # the pushed digest: record it in the settings (kubernetes.image_digests: {{"{image}": <printed value>}})
+      # and render the Helm values again; the profile and the grading Jobs then pull exactly this image
       - run: docker inspect --format '{{{{index .RepoDigests 0}}}}' {image}
 """
 

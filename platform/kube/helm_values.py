@@ -30,13 +30,18 @@ from .names import (
     GRADING_POD_LABELS,
     GRADING_SERVICE,
     HUB_STATE_CLAIM,
+    METRICS_SERVICE,
     SETTINGS_CONFIGMAP,
     SETTINGS_FILE,
     SETTINGS_MOUNT,
+    TOOL_KEY_FILE,
+    TOOL_KEY_SECRET,
+    TOOL_KEY_SECRET_KEY,
     course_claim,
 )
 from .profiles import course_profile_list, local_only_data
 from .schedule import week_start
+from .scheduler_image import KUBE_SCHEDULER_IMAGE, UnknownKubeVersion, user_scheduler_tag
 
 AUTHENTICATOR_CLASS = "coursehub.platform.auth.CoursehubAuthenticator"
 SPAWNER_CLASS = "coursehub.platform.kube.spawner.CourseKubeSpawner"
@@ -74,6 +79,43 @@ def split_image(ref: str) -> dict[str, str]:
     if digest:
         tag = f"{tag}@{digest}" if sep and "/" not in tag else f"latest@{digest}"
     return {"name": repo, "tag": tag}
+
+
+def pinned(settings: Settings, ref: str) -> str:
+    """`ref` by digest when `kubernetes.image_digests` gives one for it (platform/environments_image.py)."""
+    from coursehub.platform.environments_image import pin_digest
+
+    try:
+        return pin_digest(ref, settings.kubernetes.image_digests)
+    except ValueError as e:
+        raise RenderError(str(e)) from None
+
+
+def _image_refs(node: Any, found: set[str]) -> set[str]:
+    """Every image reference in rendered values: `{name, tag}` maps and plain `name@digest` strings."""
+    if isinstance(node, dict):
+        if isinstance(node.get("name"), str) and isinstance(node.get("tag"), str):
+            found.add(f"{node['name']}:{node['tag']}")
+        for key, value in node.items():
+            if key != "custom":  # the settings file itself lists the digests
+                _image_refs(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _image_refs(value, found)
+    elif isinstance(node, str) and "@sha256:" in node:
+        found.add(node)
+    return found
+
+
+def unpinned_digests(settings: Settings, values: dict[str, Any]) -> list[str]:
+    """Entries of `kubernetes.image_digests` no rendered image uses (a course re-locked since, a typo)."""
+    used = _image_refs(values, set())
+    return [ref for ref in settings.kubernetes.image_digests if pinned(settings, ref) not in used]
+
+
+def tool_key_secret(settings: Settings) -> str:
+    """The Secret with the LTI tool key: the operator's (kubernetes.lti_key_secret) or the chart's."""
+    return settings.kubernetes.lti_key_secret or TOOL_KEY_SECRET
 
 
 def mebibytes(n: int) -> str:
@@ -179,24 +221,35 @@ def _hub_db(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"type": "sqlite-pvc"}, {}
 
 
+def scheduler_tag(settings: Settings) -> str:
+    try:
+        return user_scheduler_tag(settings.kubernetes.version)
+    except UnknownKubeVersion as e:
+        raise RenderError(str(e)) from None
+
+
 def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPlan) -> dict[str, Any]:
     """The `jupyterhub:` (z2jh) part of the values."""
     k = settings.kubernetes
     profiles = course_profile_list(courses)
     built = environment_images(settings, courses)
     for profile in profiles:  # the pre-puller pulls these too (pullProfileListImages)
+        override = profile["kubespawner_override"]
         if profile["slug"] in built:
-            profile["kubespawner_override"]["image"] = built[profile["slug"]]
+            override["image"] = built[profile["slug"]]
+        if override.get("image"):
+            override["image"] = pinned(settings, override["image"])
     envs = [c.environment for c in courses]
-    default_image = envs[0].image if envs else "quay.io/jupyter/scipy-notebook:2025-11-24"
+    default_image = pinned(settings, envs[0].image if envs else "quay.io/jupyter/scipy-notebook:2025-11-24")
     db, db_env = _hub_db(settings)
     boot_seconds = int(k.node_boot_minutes * 60)
     idle = settings.spawner.idle_timeout
     grading_port = settings.grading.port
     textbook_port = settings.textbook.port or TEXTBOOK_PORT
 
+    key_secret = tool_key_secret(settings)
     hub: dict[str, Any] = {
-        "image": split_image(k.hub_image),
+        "image": split_image(pinned(settings, k.hub_image)),
         "config": {
             "JupyterHub": {"authenticator_class": AUTHENTICATOR_CLASS, "spawner_class": SPAWNER_CLASS},
             "Authenticator": {"enable_auth_state": True, "admin_users": sorted(settings.hub.admin_users)},
@@ -210,25 +263,31 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "extraVolumes": [
             {"name": "coursehub-settings", "configMap": {"name": SETTINGS_CONFIGMAP}},
             {"name": "coursehub-state", "persistentVolumeClaim": {"claimName": HUB_STATE_CLAIM}},
+            {"name": TOOL_KEY_SECRET, "secret": {"secretName": key_secret, "defaultMode": 0o440}},
         ],
         "extraVolumeMounts": [
             {"name": "coursehub-settings", "mountPath": SETTINGS_MOUNT, "readOnly": True},
-            # LTI tool key (and sign-in tables on SQLite): must survive hub restarts.
+            # Sign-in tables on SQLite and the released-assignment cache: must survive hub restarts.
             {"name": "coursehub-state", "mountPath": POD_STATE_DIR},
+            # The LTI tool key from its Secret, over the file the code reads (never generated in the pod).
+            {"name": TOOL_KEY_SECRET, "mountPath": TOOL_KEY_FILE, "subPath": TOOL_KEY_SECRET_KEY, "readOnly": True},
         ],
         "db": db,
         # One Python process serves every launch: give it a full core (and no hub restarts mid-class).
         "resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
         "concurrentSpawnLimit": max(settings.hub.concurrent_spawn_limit, capacity.spawn_limit),
         "consecutiveFailureLimit": 0,
-        "services": {GRADING_SERVICE: {"url": f"http://{GRADING_NAME}:{grading_port}", "oauth_no_confirm": True}},
+        "services": {GRADING_SERVICE: {"url": f"http://{GRADING_NAME}:{grading_port}", "oauth_no_confirm": True},
+                     # token only: Prometheus (the chart's ServiceMonitor) scrapes with it
+                     METRICS_SERVICE: {}},
         # The textbooks service runs in the hub pod (hub_setup adds it): expose its port to the proxy.
         "service": {"extraPorts": [{"name": "textbooks", "port": textbook_port, "targetPort": textbook_port}]},
         "networkPolicy": {"ingress": [{
             "from": [{"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "proxy"}}}],
             "ports": [{"port": textbook_port, "protocol": "TCP"}],
         }]},
-        "loadRoles": {"coursehub-grading": {"services": [GRADING_SERVICE], "scopes": GRADING_SCOPES}},
+        "loadRoles": {"coursehub-grading": {"services": [GRADING_SERVICE], "scopes": GRADING_SCOPES},
+                      METRICS_SERVICE: {"services": [METRICS_SERVICE], "scopes": ["read:metrics"]}},
     }
     if settings.hub.active_server_limit:
         hub["activeServerLimit"] = settings.hub.active_server_limit
@@ -273,7 +332,8 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
     scheduling = {
         # User pods only on user nodes (labelled hub.jupyter.org/node-purpose=user).
         "userPods": {"nodeAffinity": {"matchNodePurpose": "require"}},
-        "userScheduler": {"enabled": True},
+        # kube-scheduler of the cluster's minor (the chart checks it against .Capabilities.KubeVersion)
+        "userScheduler": {"enabled": True, "image": {"name": KUBE_SCHEDULER_IMAGE, "tag": scheduler_tag(settings)}},
         # Placeholders must have a lower priority than users, or they are never preempted.
         "podPriority": {"enabled": True},
         "userPlaceholder": {
@@ -289,7 +349,7 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         # Nodes added for a lecture must have the course images before students land on them.
         "continuous": {"enabled": any_schedule or capacity.user_nodes_max > 1},
         "pullProfileListImages": True,
-        "extraImages": {"coursehub-grader": split_image(k.grader_image)},
+        "extraImages": {"coursehub-grader": split_image(pinned(settings, k.grader_image))},
     }
     cull = {"enabled": idle > 0}
     if idle > 0:
@@ -325,7 +385,7 @@ def render(settings: Settings, catalog: Catalog, *, week_of: dt.datetime | None 
     grading_db = settings.grading.db_url or ""
     return {
         "jupyterhub": render_z2jh(settings, courses, capacity),
-        "coursehub": {"image": split_image(k.hub_image)},
+        "coursehub": {"image": split_image(pinned(settings, k.hub_image))},
         "grading": {
             "name": GRADING_NAME,
             "port": settings.grading.port,
@@ -335,13 +395,15 @@ def render(settings: Settings, catalog: Catalog, *, week_of: dt.datetime | None 
                 "passwordSecret": {"name": k.db_secret, "key": "grading-password"},
             },
         },
-        "autograde": {"image": split_image(k.grader_image),
-                      "courseImages": {**course_grader_images(k.grader_image, courses),
-                                       **environment_images(settings, courses)}},
+        "autograde": {"image": split_image(pinned(settings, k.grader_image)),
+                      "courseImages": {cid: pinned(settings, ref) for cid, ref in {
+                          **course_grader_images(k.grader_image, courses),
+                          **environment_images(settings, courses)}.items()}},
         "worker": {"replicas": settings.grading.workers or 2},
         # A ReadWriteMany class (the site file sets courseStorage.storageClassName).
         "courseStorage": {"courses": sorted(c.id for c in courses)},
         "hubState": {"enabled": True, **({"storageClassName": k.storage_class} if k.storage_class else {})},
+        "ltiToolKey": {"create": k.lti_key_secret is None, "secretName": tool_key_secret(settings)},
         "scaler": {"enabled": k.scale_placeholders, "maxReplicas": max(capacity.placeholder_seats, 1) * 2},
     }
 
@@ -392,6 +454,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for note in data_notes(list(catalog)):
         print(f"note: {note}", file=sys.stderr)
+    for ref in unpinned_digests(settings, values):
+        print(f"note: kubernetes.image_digests has {ref}, which no rendered image uses (re-locked since? "
+              "record the new image's digest)", file=sys.stderr)
     if settings.local:
         print("note: these settings are for the local platform; rendered with mode 'kubernetes', the dev "
               "login and the local LMS page off. Use a settings file with `mode: kubernetes`.", file=sys.stderr)

@@ -15,7 +15,8 @@ import yaml
 from coursehub.platform.courses import Catalog, Course, load_catalog
 
 REPO = Path(__file__).resolve().parents[2]
-#: z2jh 4.4.0 requires kubeVersion >=1.32; kubernetes-validate ships schemas from 1.25 up.
+#: The Kubernetes schema the rendered objects are validated against (kubernetes-validate ships
+#: schemas from 1.25 up; the chart installs on 1.28+, z2jh 4.4.0's minimum).
 MIN_KUBE_VERSION = "1.32.0"
 Z2JH_DIR = REPO.parent / "shared" / "z2jh"
 
@@ -148,13 +149,13 @@ def helm_render(helm_chart, tmp_path_factory):
     chart, home = helm_chart
     folder = tmp_path_factory.mktemp("values")
 
-    def render(*values: dict, everything: bool = False) -> list[dict]:
+    def render(*values: dict, everything: bool = False, **template_args) -> list[dict]:
         files = []
         for v in values:
             f = folder / f"values-{len(list(folder.iterdir()))}.yaml"
             f.write_text(yaml.safe_dump(v))
             files.append(f)
-        docs = helm.template(chart, files, home)
+        docs = helm.template(chart, files, home, **template_args)
         return docs if everything else helm.ours(docs)
 
     return render

@@ -91,10 +91,14 @@ def lint(chart: Path, values: list[Path], home: Path) -> str:
 
 
 def template(chart: Path, values: list[Path], home: Path, namespace: str = "coursehub",
-             release: str = "coursehub") -> list[dict]:
-    """Every object `helm template` renders, each annotated with its template path."""
-    args = ["template", release, str(chart), "-n", namespace, "--kube-version", KUBE_VERSION,
+             release: str = "coursehub", kube_version: str = KUBE_VERSION,
+             api_versions: tuple[str, ...] = ()) -> list[dict]:
+    """Every object `helm template` renders, each annotated with its template path; `api_versions`
+    are extra APIs the pretended cluster serves (`.Capabilities.APIVersions`)."""
+    args = ["template", release, str(chart), "-n", namespace, "--kube-version", kube_version,
             "--include-crds"]
+    for api in api_versions:
+        args += ["--api-versions", api]
     for v in values:
         args += ["-f", str(v)]
     out = run(args, home)

@@ -111,7 +111,7 @@ def test_command_writes_parseable_yaml(tmp_path, z2jh, capsys):
     assert helm_values.run(argparse.Namespace(settings=None, courses_dir=None, out=out, layout="umbrella")) == 0
     values = yaml.safe_load(out.read_text())
     assert set(values) == {"jupyterhub", "coursehub", "grading", "autograde", "hubState", "scaler", "worker",
-                           "courseStorage"}
+                           "courseStorage", "ltiToolKey"}
     validate_z2jh(z2jh, values["jupyterhub"])
     assert "50-coursehub: |" in out.read_text()
     bare = tmp_path / "z2jh.yaml"

@@ -88,6 +88,8 @@ def make_cert(folder: Path) -> tuple[Path, Path]:
 def install(store: Store, objects: list[dict]) -> None:
     """`helm install` into the double (hooks are stored, never run: the rehearsal has no images to pull)."""
     for obj in objects:
+        if obj["kind"] not in RESOURCES:
+            continue  # custom resources (the ServiceMonitor): read from rehearsal.json by their steps
         resource = RESOURCES[obj["kind"]]
         obj["metadata"]["annotations"] = {**(obj["metadata"].get("annotations") or {}), "rehearsal/installed": "yes"}
         store.create(resource, obj["metadata"].get("namespace") or NS, obj, hooks=False)
@@ -160,6 +162,37 @@ def server_of(kubelet: Kubelet, store: Store, user: str) -> tuple[dict, dict, st
     return pod, env, url, {"Authorization": f"token {env['JUPYTERHUB_API_TOKEN']}"}
 
 
+def scrape_as_service_monitor(store: Store, objects: list[dict]) -> dict:
+    """What Prometheus does with the rendered ServiceMonitor: find the Service it selects, read the
+    bearer token from the Secret it names, and scrape the endpoint's path on the named port."""
+    (sm,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    (endpoint,) = sm["spec"]["endpoints"]
+    selector = sm["spec"]["selector"]["matchLabels"]
+    (service,) = [s for s in store.list("services", NS)
+                  if set(selector.items()) <= set((s["metadata"].get("labels") or {}).items())]
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == endpoint["port"])
+    cred = endpoint["authorization"]["credentials"]
+    token = secret_value(store, cred["name"], cred["key"])
+    url = f"{endpoint.get('scheme', 'http')}://{service['metadata']['name']}:{port}{endpoint['path']}"
+    r = requests.get(url, headers={"Authorization": f"{endpoint['authorization']['type']} {token}"}, timeout=30)
+    return {"url": url, "status": r.status_code, "series": "coursehub_grading_queue_jobs" in r.text,
+            "without_token": requests.get(url, timeout=30).status_code}
+
+
+def tool_key_facts(store: Store) -> dict:
+    """The key ids the hub serves at /hub/lti13/jwks (what LMSs trust), and the id of the key in the
+    Secret the chart renders: the hub must sign with the Secret's key, not one it made itself."""
+    from cryptography.hazmat.primitives import serialization
+
+    from coursehub.platform.kube import names
+    from coursehub.platform.lti.keys import thumbprint
+
+    jwks = requests.get("http://hub:8081/hub/lti13/jwks", timeout=30).json()
+    pem = secret_value(store, names.TOOL_KEY_SECRET, names.TOOL_KEY_SECRET_KEY).encode()
+    key = serialization.load_pem_private_key(pem, password=None)
+    return {"served": [k["kid"] for k in jwks["keys"]], "secret": thumbprint(key)}
+
+
 def ok_json(r: requests.Response, what: str) -> dict:
     if r.status_code >= 400:
         raise RuntimeError(f"{what}: HTTP {r.status_code}: {r.text[:1500]}")
@@ -200,6 +233,14 @@ def main(workdir: Path) -> int:
                      == 200, 60, logs=all_logs)
         hub = Hub(secret_value(store, "hub", "hub.services.rehearsal.apiToken"), all_logs)
         report.fact("hub_services", sorted(hub.call("GET", "/services").json()))
+        # what the operator's Prometheus and the LMSs rely on; recorded, never stopping the teaching loop
+        for name, fact, check in (("metrics scrape", "metrics", lambda: scrape_as_service_monitor(store, cfg["objects"])),
+                                  ("lti tool key", "tool_key", lambda: tool_key_facts(store))):
+            try:
+                with report.step(name):
+                    report.fact(fact, check())
+            except Exception:  # noqa: BLE001, S112 - the step's error is in the report
+                continue
         with report.step("spawn student"):
             hub.add_user("stud", f"course:{COURSE}:student")
             hub.spawn("stud")

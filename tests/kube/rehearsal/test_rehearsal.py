@@ -111,7 +111,7 @@ def rehearsal(tmp_path_factory) -> dict:
     (work / "site.yaml").write_text(yaml.safe_dump(SITE_VALUES))
     chart = helm.build_chart(work / "chart")
     objects = helm.template(chart, [work / "values.generated.yaml", work / "site.yaml"], work / "chart" / "helm-home",
-                            namespace=NS)
+                            namespace=NS, api_versions=("monitoring.coreos.com/v1/ServiceMonitor",))
     (work / "rehearsal.json").write_text(json.dumps({"objects": objects, "images": images(courses)}))
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "PYTHONUNBUFFERED": "1"}
     cmd = [*outer_sandbox(work), sys.executable, "-m", "kube.rehearsal.scenario", str(work)]
@@ -250,3 +250,21 @@ def test_the_grading_service_cannot_touch_the_kubernetes_api(rehearsal):
     assert roles and all(o["metadata"]["namespace"] == f"{NS}-autograde" for o in roles)
     assert not any(o["kind"] == "Secret" and o["metadata"].get("namespace") == f"{NS}-autograde"
                    for o in rehearsal["objects"])
+
+
+# ---- production defaults (what the operator's monitoring and LMS rely on) -----------------------
+
+
+def test_prometheus_scrapes_the_grading_service_as_the_service_monitor_says(rehearsal):
+    step(rehearsal, "metrics scrape")
+    metrics = rehearsal["facts"]["metrics"]
+    assert metrics["url"] == f"http://{names.GRADING_NAME}:8090{names.METRICS_PATH}"
+    # the rendered token (a hub service whose role has read:metrics) is accepted; no token is not
+    assert metrics["status"] == 200 and metrics["series"], metrics
+    assert metrics["without_token"] == 401
+
+
+def test_the_hub_signs_with_the_tool_key_from_its_secret(rehearsal):
+    step(rehearsal, "lti tool key")
+    facts = rehearsal["facts"]["tool_key"]
+    assert facts["served"] == [facts["secret"]]  # not a key the hub generated on its volume

@@ -259,9 +259,9 @@ def main() -> int:
 
 
 def bodies_to_notebooks(bodies: dict[str, bytes]) -> dict[str, bytes]:
-    from coursehub.grading.archive import Limits, read_archive
+    from coursehub.grading.archive import UploadLimits, read_archive
 
-    return {s: read_archive(b, Limits(2**30, 2**30, 10))["p1.ipynb"] for s, b in bodies.items()}
+    return {s: read_archive(b, UploadLimits(2**30, 2**30, 10))["p1.ipynb"] for s, b in bodies.items()}
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ HEADER_SLACK = 1024  # bytes of tar headers allowed per member (bounds the body 
 
 
 @dataclass(frozen=True)
-class Limits:
+class UploadLimits:
+    """How big an uploaded or fetched archive may be; not the sandbox's `KernelLimits`."""
+
     max_file_bytes: int = 20 * 2**20
     max_total_bytes: int = 100 * 2**20
     max_entries: int = 500
@@ -55,7 +57,7 @@ def _gunzip_bounded(data: bytes, limit: int) -> bytes:
     return out
 
 
-def read_archive(data: bytes, limits: Limits) -> dict[str, bytes]:
+def read_archive(data: bytes, limits: UploadLimits) -> dict[str, bytes]:
     """Validate a tar (or tar.gz) upload and return its files by relative path."""
     if data[:2] == b"\x1f\x8b":
         data = _gunzip_bounded(data, limits.max_total_bytes + limits.max_entries * HEADER_SLACK + 10240)

@@ -1,5 +1,8 @@
 """The grading database: engines, sessions, and alembic migrations over every grading branch.
 
+`make_engine` is the project's one engine factory (`coursehub.platform.database`), re-exported here
+because every grading module opens the grading database through this module.
+
 Migrations live in `grading/migrations/` with one version folder per part of the grading service:
 `versions/` (exchange, this module's owner), `jobs/` (autograde queue, branch label "jobs") and
 `lms/` (grade sync, branch label "lms"). `upgrade()` brings all branches to their heads. The
@@ -15,33 +18,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from coursehub.platform.database import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_FOLDERS = ("versions", "jobs", "lms")
 UPGRADE_COMMAND = "coursehub grading-db upgrade"
+#: Constraint and index names of the exchange's and the LMS sync's tables (their migrations use them).
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
-
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`. SQLite gets WAL, full fsync on commit and a busy timeout."""
-    if url.startswith("sqlite"):
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+__all__ = ["make_engine", "session_factory", "upgrade", "check_schema", "redact", "SchemaOutdated"]
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

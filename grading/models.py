@@ -25,13 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from .db import NAMING
 
 
 class UTCDateTime(TypeDecorator):
@@ -51,11 +45,10 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=dt.UTC) if value is not None else None
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class Base(DeclarativeBase):
+    """The exchange's tables (alembic branch in `migrations/versions/`): `exchange_releases`,
+    `exchange_submissions`, `exchange_feedback`, `exchange_events`."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
@@ -101,6 +94,10 @@ class Submission(Base):
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     seconds_late: Mapped[int] = mapped_column(Integer, default=0)
+    #: What the student's server reported (envparity): its environment's lock sha256 (or "default")
+    #: and the submitted notebooks' kernel names; None from clients that do not send them.
+    environment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kernel: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     feedback: Mapped[list[Feedback]] = relationship(back_populates="submission", lazy="selectin")
 

@@ -21,8 +21,8 @@ from ltiauthenticator.lti13.auth import LTI13Authenticator
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Int, List, Unicode
 
-from .courses import Catalog, Course, course_group
-from .groups import existing_groups
+from .courses import Catalog, Course
+from .groups import course_group, course_group_prefix, existing_groups
 from .lti import handlers as lti_handlers
 from .lti import services as lti_services
 from .lti.deep_linking_pages import RETURN_PATH as DEEP_LINK_RETURN_PATH
@@ -35,7 +35,7 @@ from .lti.opening import exchange_fetcher, preload
 from .lti.registration_pages import LINKS_PATH as REGISTRATION_LINKS_PATH
 from .lti.registration_pages import REGISTER_PATH, RegisterHandler, RegistrationLinksHandler
 from .lti.registration_store import RegistrationStore
-from .lti.registry import Registration, Registry
+from .lti.registry import LaunchRegistration, Registry
 from .lti.store import LtiStore
 from .lti.validation import LaunchValidator, ValidLaunch
 from .lti.web import SecurityHeaders
@@ -92,7 +92,7 @@ class CoursehubAuthenticator(LTI13Authenticator):
     # --- shared objects -------------------------------------------------------------------------
     @cached_property
     def registry(self) -> Registry:
-        configured = [Registration.from_dict(p) for p in self.platforms]
+        configured = [LaunchRegistration.from_dict(p) for p in self.platforms]
         names = {r.name for r in configured}
         dynamic = [r for r in self.registration_store.all() if r.name not in names]  # YAML wins a name clash
         return Registry(configured + dynamic, jwks_cache_seconds=self.jwks_cache_seconds,
@@ -206,7 +206,7 @@ def with_security_headers(cls: type) -> type:
 def launch_groups(handler: Any, username: str, course_id: str, role: str) -> list[str]:
     """The user's groups after a launch: other courses untouched; in this course, the role the LMS
     sends now (so a TA who becomes a student in the LMS is a student here too)."""
-    keep = {g for g in existing_groups(handler, username) if not g.startswith(f"course:{course_id}:")}
+    keep = {g for g in existing_groups(handler, username) if not g.startswith(course_group_prefix(course_id))}
     return sorted(keep | {course_group(course_id, role)})
 
 

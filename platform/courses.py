@@ -17,9 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from .environments_data import DataSource, source_problems
 from .errors import ConfigError, Problem, load_yaml, parse_model
+from .groups import CourseRole, course_group
 
 #: Course ids appear in URLs, group names, file paths, Kubernetes labels and database names.
-COURSE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+#: The pattern without anchors; `COURSE_ID_ROUTE` is it as one URL-route capture group (tornado).
+COURSE_ID_BODY = r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?"
+COURSE_ID_PATTERN = rf"^{COURSE_ID_BODY}$"
+COURSE_ID_ROUTE = rf"({COURSE_ID_BODY})"
 #: Assignment, notebook-free ids: what nbgrader accepts in a folder name, minus anything path-like.
 ITEM_ID_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})$"
 
@@ -27,9 +31,6 @@ CourseId = Annotated[str, StringConstraints(pattern=COURSE_ID_PATTERN)]
 ItemId = Annotated[str, StringConstraints(pattern=ITEM_ID_PATTERN)]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")]
 RelPath = Annotated[str, StringConstraints(min_length=1)]
-
-COURSE_ROLES = ("instructor", "ta", "student")
-CourseRole = Literal["instructor", "ta", "student"]
 
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -108,6 +109,8 @@ class Assignment(Strict):
     source: RelPath | None = None
     due: dt.datetime | None = None
     points: float | None = Field(None, ge=0)
+    #: Run the visible tests at once on each submission and show the student which pass (never a grade).
+    instant_feedback: bool = False
 
     _rel = field_validator("source")(_relative)
 
@@ -200,18 +203,6 @@ class Course(Strict):
                 return e.due
         a = self.assignment(assignment_id)
         return a.due if a else None
-
-
-def course_group(course_id: str, role: CourseRole) -> str:
-    return f"course:{course_id}:{role}"
-
-
-def parse_course_group(name: str) -> tuple[str, CourseRole] | None:
-    """'course:demo-101:student' -> ('demo-101', 'student'); anything else -> None."""
-    parts = name.split(":")
-    if len(parts) == 3 and parts[0] == "course" and parts[2] in COURSE_ROLES:
-        return parts[1], parts[2]  # type: ignore[return-value]
-    return None
 
 
 def load_course(folder: Path) -> Course:

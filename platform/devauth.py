@@ -12,8 +12,7 @@ import re
 from jupyterhub.auth import Authenticator
 from traitlets import Dict, Unicode
 
-from .courses import course_group
-from .groups import merged_groups
+from .groups import course_group, merged_groups
 from .settings import is_loopback
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .courses import COURSE_ROLES, Course, course_group, parse_quantity
+from .courses import Course, parse_quantity
+from .groups import COURSE_ROLES, course_group, courses_of, is_staff
+
+# courses_of and is_staff live in .groups (the home of course roles); re-exported for existing importers.
+__all__ = ["CourseProfile", "courses_of", "is_staff", "profile_for"]
 
 
 @dataclass(frozen=True)
@@ -47,18 +51,3 @@ def profile_for(course: Course) -> CourseProfile:
         groups=tuple(course_group(course.id, role) for role in COURSE_ROLES),
     )
 
-
-def courses_of(group_names: list[str] | set[str]) -> dict[str, set[str]]:
-    """{course_id: {roles}} from a user's hub group names."""
-    from .courses import parse_course_group
-
-    out: dict[str, set[str]] = {}
-    for name in group_names:
-        parsed = parse_course_group(name)
-        if parsed:
-            out.setdefault(parsed[0], set()).add(parsed[1])
-    return out
-
-
-def is_staff(roles: set[str]) -> bool:
-    return bool(roles & {"instructor", "ta"})

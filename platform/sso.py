@@ -25,8 +25,7 @@ from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from traitlets import Any as AnyTrait
 from traitlets import List, Unicode
 
-from .courses import COURSE_ROLES, course_group, parse_course_group
-from .groups import merged_groups
+from .groups import COURSE_ROLES, course_group, merged_groups, parse_course_group
 from .lti.identity import subject_hash
 
 _READABLE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")

@@ -1,7 +1,7 @@
 """Autograding at deadline scale, in a sandbox, with nbgrader's own scores.
 
 Pipeline of small steps (one module each):
-  course.Course       read an nbgrader course directory (same layout as `nbgrader autograde`)
+  course.NbgraderCourse read an nbgrader course directory (same layout as `nbgrader autograde`)
   sources.SourceIndex the assignment's source cells, loaded once from the gradebook
   steps.sanitize      nbgrader's sanitize preprocessors (restore locked/test cells from the source)
   execute.run_notebook nbgrader's Execute against a fresh sandboxed kernel (grading/sandbox)

@@ -27,7 +27,7 @@ from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
 from coursehub.grading.sandbox.kernel import SandboxKernelManager
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 #: Status of one notebook run. "graded" is the only one that means the notebook ran to its end.
 GRADED, INCOMPLETE, TIMEOUT, OUTPUT_LIMIT = "graded", "incomplete", "timeout", "output_limit"
@@ -140,7 +140,7 @@ def kernel_args(config: Config) -> list[str]:
 
 
 def run_notebook(km: SandboxKernelManager | None, nb: NotebookNode, resources: dict, config: Config,
-                 limits: Limits, deadline_timer: threading.Event | None = None) -> RunOutcome:
+                 limits: KernelLimits, deadline_timer: threading.Event | None = None) -> RunOutcome:
     """Run `nb` in place. `km`: a sandboxed kernel (local executor), or None to start an ordinary
     kernel here (inside a Kubernetes grader pod, which is the sandbox). Never raises for anything
     the student did."""

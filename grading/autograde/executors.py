@@ -8,7 +8,7 @@ from typing import Protocol
 
 from traitlets.config import Config
 
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 from coursehub.platform.errors import ConfigError
 
 from .environment import CourseRuntime, EnvironmentNotBuilt, course_id_of, course_runtime
@@ -26,7 +26,7 @@ class LocalExecutor:
     """The sandbox on this machine. Keeps one Grader (two slots, kernels pre-started) per assignment,
     running in the course's own environment when it has one (`environment.course_runtime`)."""
 
-    def __init__(self, limits: Limits, slot: int = 0, settings=None) -> None:  # noqa: ANN001 - platform Settings
+    def __init__(self, limits: KernelLimits, slot: int = 0, settings=None) -> None:  # noqa: ANN001 - platform Settings
         self.limits = limits
         self.slot = slot
         self.settings = settings
@@ -66,7 +66,7 @@ class LocalExecutor:
 
 def make_executor(settings, slot: int = 0) -> Executor:
     """The executor the settings ask for."""
-    limits = Limits.from_settings(settings.grading.sandbox)
+    limits = KernelLimits.from_settings(settings.grading.sandbox)
     if settings.grading.executor == "kubernetes":
         from .k8s_executor import KubernetesExecutor
 

@@ -37,7 +37,7 @@ import nbformat
 from kubernetes import client as k8s
 from traitlets.config import Config
 
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 from . import steps
 from .grader import NotebookResult, SubmissionJob, SubmissionResult, worst
@@ -186,7 +186,7 @@ class JobInbox:
 # ---- the Kubernetes objects -----------------------------------------------------------------
 
 
-def job_input(job: SubmissionJob, sanitized: dict[str, str], limits: Limits, config: Config) -> dict:
+def job_input(job: SubmissionJob, sanitized: dict[str, str], limits: KernelLimits, config: Config) -> dict:
     """What the pod fetches: sanitized notebooks, the files the kernel may read, limits, config."""
     return {
         "notebooks": sanitized,
@@ -220,7 +220,7 @@ def course_data_volumes(courses_dir, course_id: str) -> list[DataVolume]:  # noq
             for i, d in enumerate(course_data(folder)) if d.volume is not None]
 
 
-def grader_job(name: str, namespace: str, image: str, limits: Limits, *, job_id: str, job_url: str,
+def grader_job(name: str, namespace: str, image: str, limits: KernelLimits, *, job_id: str, job_url: str,
                token: str, service_account: str, cpu: str = "1", data: list[DataVolume] | None = None) -> k8s.V1Job:
     mem = str(limits.memory_bytes)
     data = list(data or [])
@@ -291,7 +291,7 @@ class KubernetesExecutor:
     """Grades through Jobs in the autograde namespace, with the rights the chart's Role gives the
     worker there: jobs (create, get, list, watch, delete) and pods (get, list, watch)."""
 
-    def __init__(self, settings, limits: Limits, batch=None, core=None, inbox: JobInbox | None = None) -> None:
+    def __init__(self, settings, limits: KernelLimits, batch=None, core=None, inbox: JobInbox | None = None) -> None:
         self.namespace = os.environ.get(ENV_NAMESPACE) or settings.kubernetes.namespace + NAMESPACE_SUFFIX
         self.image = os.environ.get(ENV_IMAGE) or settings.kubernetes.grader_image
         self.course_images = _env_json(ENV_COURSE_IMAGES)

@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 from . import execute
 
@@ -82,8 +82,8 @@ def _from_folder(src: Path) -> dict:
     return spec
 
 
-def run(spec: dict, send, finish=lambda: None, limits_override: Limits | None = None) -> None:
-    limits = limits_override or Limits(**spec.get("limits", {}))
+def run(spec: dict, send, finish=lambda: None, limits_override: KernelLimits | None = None) -> None:
+    limits = limits_override or KernelLimits(**spec.get("limits", {}))
     config = Config(spec.get("config", {}))
     WORK.mkdir(parents=True, exist_ok=True)
     for rel, b64 in spec.get("files", {}).items():

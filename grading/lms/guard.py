@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .records import PlatformRegistration, origin
+from .records import ServiceRegistration, origin
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -18,7 +18,7 @@ class ForeignServiceURL(ValueError):
     """A service URL outside the registered platform: refused, nothing sent."""
 
 
-def check_service_url(url: str, platform: PlatformRegistration) -> str:
+def check_service_url(url: str, platform: ServiceRegistration) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ForeignServiceURL(f"refused service URL {url!r}: not an absolute http(s) URL")

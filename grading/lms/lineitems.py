@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from .guard import check_service_url
 from .models import LineItemRow
 from .records import LaunchServices
-from .services import Deferred, ServiceClient, ServiceError
+from .services import Deferred, LmsServiceError, ServiceClient
 
 log = logging.getLogger("coursehub.grading.lms")
 #: (line item, label, maximum) updates an LMS refused in this process: not tried again on every send.
@@ -133,7 +133,7 @@ async def _ensure(s: Session, client: ServiceClient, svc: LaunchServices, want: 
                                              score_maximum=want.score_maximum, resource_id=want.assignment, tag=tag)
             except Deferred:
                 raise
-            except ServiceError as e:
+            except LmsServiceError as e:
                 # an LMS that will not change its column must not stop the scores going into it
                 _refused.add(refusal)
                 log.warning("the LMS refused to update the line item of %s: %s", want.assignment, e)
@@ -167,6 +167,6 @@ async def sync_lineitems(s: Session, client: ServiceClient, svc: LaunchServices,
             out[want.assignment] = "busy"
         except Deferred:
             raise  # the LMS asked us to wait: so do all the others
-        except ServiceError as e:
+        except LmsServiceError as e:
             out[want.assignment] = f"failed: {e}"[:300]
     return out

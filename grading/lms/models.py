@@ -8,22 +8,14 @@ import datetime as dt
 from sqlalchemy import DateTime, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from ..clock import naive_utcnow
+from ..db import NAMING
 
 
 class Base(DeclarativeBase):
+    """The LMS sync's tables (alembic branch "lms"): `lms_score_outbox`, `lms_lineitems`, `lms_roster`."""
+
     metadata = MetaData(naming_convention=NAMING)
-
-
-def utcnow() -> dt.datetime:
-    """Naive UTC with microseconds: what every time column here holds."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class ScoreRow(Base):
@@ -56,11 +48,11 @@ class ScoreRow(Base):
     produced_at: Mapped[dt.datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=naive_utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     lineitem_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     lti_user_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=naive_utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -84,7 +76,7 @@ class LineItemRow(Base):
     claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     label: Mapped[str] = mapped_column(String(255), default="")
     score_maximum: Mapped[float | None] = mapped_column(Float, nullable=True)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=naive_utcnow)
 
 
 class RosterRow(Base):
@@ -100,8 +92,8 @@ class RosterRow(Base):
     name: Mapped[str] = mapped_column(String(512), default="")
     email: Mapped[str] = mapped_column(String(512), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")
-    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=naive_utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=naive_utcnow)
     left_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     #: When the course's groups were taken from a leaver (staff at once, students after the grace).
     access_ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

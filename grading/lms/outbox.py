@@ -25,12 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from .. import metrics
+from ..clock import naive_utcnow as utcnow
 from .guard import ForeignServiceURL
 from .lineitems import LineItemBusy, Wanted, ensure_lineitem, forget
-from .models import ScoreRow, utcnow
+from .models import ScoreRow
 from .records import LaunchServices
 from .retry import next_delay
-from .services import Deferred, ServiceClient, ServiceError
+from .services import Deferred, LmsServiceError, ServiceClient
 
 log = logging.getLogger("coursehub.grading.lms")
 
@@ -300,10 +301,10 @@ class Sender:
             row.next_attempt_at = self._now() + dt.timedelta(seconds=e.retry_after or self.base_delay)
             s.commit()
             return "deferred"
-        except ServiceError as e:
+        except LmsServiceError as e:
             if e.status == 404 and row.lineitem_url and row.attempts + 1 < self.max_attempts:
                 self._forget_lineitem(s, row, svc)  # the LMS column was deleted: find or create anew
-                e = ServiceError(f"{e} (the LMS column is gone; a new one will be made)", 503)
+                e = LmsServiceError(f"{e} (the LMS column is gone; a new one will be made)", 503)
             return self._retry_or_fail(s, row, e)
         if self.after_send:
             self.after_send(row)
@@ -327,7 +328,7 @@ class Sender:
                                              ScoreRow.status == "pending").values(lineitem_url=None))
         row.lineitem_url = None
 
-    def _retry_or_fail(self, s: Session, row: ScoreRow, e: ServiceError) -> str:
+    def _retry_or_fail(self, s: Session, row: ScoreRow, e: LmsServiceError) -> str:
         row.attempts += 1
         if not e.retryable:
             return self._finish(s, row, "failed", str(e))

@@ -24,8 +24,9 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 @dataclass(frozen=True)
-class PlatformRegistration:
-    """One registered LMS: where tokens come from and which hosts may serve its services."""
+class ServiceRegistration:
+    """One registered LMS as the grading side calls it: where tokens come from and which hosts may
+    serve its services (built from the hub's `LaunchRegistration`)."""
 
     name: str
     issuer: str
@@ -43,7 +44,7 @@ class PlatformRegistration:
 class LaunchServices:
     """The AGS/NRPS endpoints recorded at a person's newest launch in a course."""
 
-    platform: PlatformRegistration
+    platform: ServiceRegistration
     client_id: str
     course_id: str
     username: str

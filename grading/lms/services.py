@@ -31,8 +31,9 @@ MEMBERSHIP_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 AGS_SCOPES = (AGS_LINEITEM, AGS_SCORE)
 
 
-class ServiceError(RuntimeError):
-    """A service call that did not succeed; `retryable` says whether trying later may help."""
+class LmsServiceError(RuntimeError):
+    """An LMS service call (AGS, NRPS, token) that did not succeed; `retryable` says whether trying
+    later may help. Not the grading service's own `service.errors.ServiceError`."""
 
     def __init__(self, message: str, status: int = 0, retry_after: float | None = None):
         super().__init__(message)
@@ -44,7 +45,7 @@ class ServiceError(RuntimeError):
         return self.status in RETRYABLE
 
 
-class Deferred(ServiceError):
+class Deferred(LmsServiceError):
     """Not sent: the platform's Retry-After has not passed yet (no request was made)."""
 
     def __init__(self, message: str, retry_after: float):
@@ -113,7 +114,7 @@ class ServiceClient:
                 token = await self.tokens.token(svc.platform.token_url, svc.client_id, scopes)
             except TokenError as e:
                 self._hold(svc, e.retry_after)
-                raise ServiceError(str(e), e.status, e.retry_after) from None
+                raise LmsServiceError(str(e), e.status, e.retry_after) from None
             headers = {"Authorization": f"Bearer {token}", "Accept": accept}
             if content_type:
                 headers["Content-Type"] = content_type
@@ -128,14 +129,14 @@ class ServiceClient:
         return resp
 
     def _raise(self, what: str, resp: Response) -> None:
-        raise ServiceError(f"{what}: {_excerpt(resp)}", resp.status,
+        raise LmsServiceError(f"{what}: {_excerpt(resp)}", resp.status,
                            retry_after_seconds(resp.header("Retry-After"), self.tokens.clock()))
 
     # --- AGS line items -------------------------------------------------------------------------
     async def find_lineitem(self, svc: LaunchServices, resource_id: str, tag: str | None = None,
                             page_cap: int = 50) -> dict | None:
         if not svc.lineitems_url:
-            raise ServiceError("this launch has no AGS line items URL (the LMS did not grant grade passback)")
+            raise LmsServiceError("this launch has no AGS line items URL (the LMS did not grant grade passback)")
         query = {"resource_id": resource_id, **({"tag": tag} if tag else {})}
         sep = "&" if urlsplit(svc.lineitems_url).query else "?"
         url: str | None = svc.lineitems_url + sep + urlencode(query)
@@ -197,7 +198,7 @@ class ServiceClient:
         """All members over every `Link: rel="next"` page; a loop or the page cap stops the walk
         and marks the result incomplete (then nobody may be marked as having left)."""
         if not svc.nrps_url:
-            raise ServiceError("this launch has no NRPS memberships URL (the LMS did not grant roster access)")
+            raise LmsServiceError("this launch has no NRPS memberships URL (the LMS did not grant roster access)")
         out = Page()
         url: str | None = svc.nrps_url
         seen: set[str] = set()

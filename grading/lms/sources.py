@@ -11,20 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .records import LaunchServices, PlatformRegistration
+from coursehub.platform.groups import role_rank
+
+from .records import LaunchServices, ServiceRegistration
 from .tokens import ToolKey
 
 
-def registration_from(d: dict | Any) -> PlatformRegistration:
+def registration_from(d: dict | Any) -> ServiceRegistration:
     get = d.get if isinstance(d, dict) else lambda k, default=None: getattr(d, k, default)
-    return PlatformRegistration(
+    return ServiceRegistration(
         name=get("name"), issuer=get("issuer"), token_url=get("token_url"),
         registered_urls=tuple(u for u in (get("auth_login_url"), get("jwks_url")) if u),
         extra_origins=tuple(get("service_origins", ()) or ()),
     )
 
 
-def platforms_from_settings(settings: Any) -> dict[str, PlatformRegistration]:
+def platforms_from_settings(settings: Any) -> dict[str, ServiceRegistration]:
     """Every registered platform (with the local LMS page's in local mode), as the hub sees them."""
     regs = {p.name: registration_from(p) for p in settings.auth.lti.platforms}
     if getattr(settings, "local", False) and settings.auth.lti.local_lms:
@@ -59,7 +61,7 @@ def load_tool_key(state_dir: Path) -> ToolKey:
     return ToolKey(pair.private_pem, pair.kid, pair.alg)
 
 
-def _services(row: dict, platforms: dict[str, PlatformRegistration]) -> LaunchServices | None:
+def _services(row: dict, platforms: dict[str, ServiceRegistration]) -> LaunchServices | None:
     platform = platforms.get(row["platform"])
     if platform is None or platform.issuer != row["issuer"]:
         return None  # registration removed or changed since the launch: send nothing
@@ -76,7 +78,7 @@ def _services(row: dict, platforms: dict[str, PlatformRegistration]) -> LaunchSe
 class StoreServices:
     """`for_student` / `for_course` over the hub's LTI store (anything with `.services(username, course)`)."""
 
-    def __init__(self, store: Any, platforms: dict[str, PlatformRegistration]):
+    def __init__(self, store: Any, platforms: dict[str, ServiceRegistration]):
         self.store = store
         self.platforms = platforms
 
@@ -87,11 +89,10 @@ class StoreServices:
     def for_course(self, course_id: str) -> list[LaunchServices]:
         """One record per LMS context of the course: the newest launch that carried NRPS, staff first."""
         best: dict[tuple[str, str], dict] = {}
-        rank = {"instructor": 2, "ta": 1}
         for row in self.store.services(course=course_id):
             key = (row["issuer"], row["context_id"])
             cur = best.get(key)
-            score = (bool(row.get("nrps")), rank.get(row["role"], 0), row["updated_at"])
-            if cur is None or score > (bool(cur.get("nrps")), rank.get(cur["role"], 0), cur["updated_at"]):
+            score = (bool(row.get("nrps")), role_rank(row["role"]), row["updated_at"])
+            if cur is None or score > (bool(cur.get("nrps")), role_rank(cur["role"]), cur["updated_at"]):
                 best[key] = row
         return [s for s in (_services(r, self.platforms) for r in best.values()) if s is not None]

@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from coursehub.platform.database import make_engine as _make_engine
+
+from ..clock import naive_utcnow
 from .models import (
     APPLYING,
     DEAD,
@@ -20,7 +23,6 @@ from .models import (
     GradingJob,
     GradingJobEvent,
     JobsBase,
-    utcnow,
 )
 
 
@@ -40,21 +42,8 @@ class Lease:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(conn, _record):  # pragma: no cover - trivial
-            conn.isolation_level = None  # we issue BEGIN ourselves (BEGIN IMMEDIATE for writes)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    """The queue's engine: on SQLite every transaction takes the write lock at BEGIN (IMMEDIATE)."""
+    return _make_engine(url, immediate_writes=True)
 
 
 def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 600.0) -> float:
@@ -64,7 +53,7 @@ def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 600.0) -> floa
 
 class JobQueue:
     def __init__(self, engine: Engine | str, max_attempts: int = 3, backoff_base: float = 5.0,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = naive_utcnow) -> None:
         """`clock` gives the queue's notion of now (UTC, naive); tests pass a fake one to let leases
         expire and backoffs pass without sleeping."""
         self.clock = clock

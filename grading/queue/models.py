@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..clock import naive_utcnow
+
 QUEUED, LEASED, APPLYING, DONE, DEAD, SUPERSEDED = "queued", "leased", "applying", "done", "dead", "superseded"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 class JobsBase(DeclarativeBase):
-    pass
+    """The queue's tables (alembic branch "jobs"): `grading_jobs`, `grading_job_events`. No naming
+    convention: its migrations let the database name constraints, and the models must match them."""
 
 
 class GradingJob(JobsBase):
@@ -30,7 +29,7 @@ class GradingJob(JobsBase):
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
-    available_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     #: changes at every lease: a worker whose lease was taken over can no longer complete or fail
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -38,7 +37,7 @@ class GradingJob(JobsBase):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: the executor's result (status, per-notebook scores and notebooks), kept until applied
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -59,4 +58,4 @@ class GradingJobEvent(JobsBase):
     attempt: Mapped[int] = mapped_column(Integer)
     event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(DateTime, default=naive_utcnow)

@@ -1,6 +1,6 @@
 """The local autograde sandbox: bubblewrap + rlimits + cgroups + a kernel zygote.
 
-- `limits.Limits`: the resource limits a sandbox enforces (from settings.grading.sandbox).
+- `limits.KernelLimits`: the resource limits a sandbox enforces (from settings.grading.sandbox).
 - `bwrap.sandbox_command`: the bubblewrap command line (no network, its own workspace, read-only
   view of the Python runtime only, unprivileged uid).
 - `slot.SandboxSlot`: a uid and a folder that run one bubblewrap sandbox per submission (new pid

@@ -11,7 +11,7 @@ import logging
 
 from . import cgroups
 from .bwrap import privileged
-from .limits import Limits
+from .limits import KernelLimits
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB"
 
 
-def describe(limits: Limits) -> tuple[str, bool]:
+def describe(limits: KernelLimits) -> tuple[str, bool]:
     """(the text, whether memory and processes are limited per submission)."""
     backend = cgroups.detect()
     per_process = (f"CPU {limits.cpu_seconds} s, address space {_mib(limits.memory_bytes + limits.address_space_headroom_bytes)}, "
@@ -46,7 +46,7 @@ def describe(limits: Limits) -> tuple[str, bool]:
 _said = False
 
 
-def announce(limits: Limits) -> str:
+def announce(limits: KernelLimits) -> str:
     """Log the description once per process (a warning when there are no cgroups)."""
     global _said
     text, strong = describe(limits)

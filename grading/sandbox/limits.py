@@ -6,7 +6,10 @@ from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
-class Limits:
+class KernelLimits:
+    """What the sandbox enforces on the kernels grading one submission (the settings' `grading.sandbox`
+    section, `SandboxLimits`, in plain numbers); not the exchange's upload limits (`archive.UploadLimits`)."""
+
     #: CPU seconds per kernel process (RLIMIT_CPU): a busy loop is killed after this.
     cpu_seconds: int = 120
     #: Wall seconds a single cell may run before it is interrupted (nbgrader's ExecutePreprocessor.timeout).
@@ -35,7 +38,7 @@ class Limits:
     open_files: int = 256
 
     @classmethod
-    def from_settings(cls, sandbox) -> Limits:
+    def from_settings(cls, sandbox) -> KernelLimits:
         """From `coursehub.platform.settings.SandboxLimits`."""
         from coursehub.platform.courses import parse_quantity
 

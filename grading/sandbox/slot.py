@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from . import cgroups, uids
 from .bwrap import RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
 from .cleanup import Discarder, sweep_stale_roots
-from .limits import Limits
+from .limits import KernelLimits
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,11 @@ def _popen(*args, **kw) -> subprocess.Popen:
 
 
 class SandboxSlot:
-    def __init__(self, slot: int = 0, limits: Limits | None = None, base_dir: Path | None = None,
+    def __init__(self, slot: int = 0, limits: KernelLimits | None = None, base_dir: Path | None = None,
                  extra_env: dict[str, str] | None = None, python: Path | None = None,
                  runtime: list[Path] | None = None, data: list[tuple[Path, PurePosixPath]] | None = None) -> None:
         self.slot = slot
-        self.limits = limits or Limits()
+        self.limits = limits or KernelLimits()
         #: a course environment's python (and what it needs read-only); None: coursehub's own
         self.python = Path(python) if python is not None else None
         self.runtime = runtime

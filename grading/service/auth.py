@@ -13,7 +13,7 @@ from urllib.parse import quote
 from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 
-from coursehub.platform.courses import parse_course_group
+from coursehub.platform.groups import courses_of
 
 from .core import Caller
 
@@ -33,12 +33,7 @@ class CourseRoles:
             return hit[1]
         url = url_path_join(self.hub_auth.api_url, "users", quote(username, safe=""))
         model = await self.hub_auth._api_request("GET", url, allow_403=True)
-        roles: dict[str, set[str]] = {}
-        for group in (model or {}).get("groups", []):
-            parsed = parse_course_group(group)
-            if parsed:
-                roles.setdefault(parsed[0], set()).add(parsed[1])
-        frozen = {c: frozenset(r) for c, r in roles.items()}
+        frozen = {c: frozenset(r) for c, r in courses_of((model or {}).get("groups", [])).items()}
         self._cache[username] = (now, frozen)
         if len(self._cache) > 50_000:  # a bound, not a policy: drop the oldest half
             for key, _ in sorted(self._cache.items(), key=lambda kv: kv[1][0])[: len(self._cache) // 2]:

@@ -26,11 +26,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coursehub.platform.courses import Catalog, Course
+from coursehub.platform.groups import is_staff
 
-from ..archive import ArchiveError, Limits, pack, read_archive, validate_notebooks
+from .. import envparity
+from ..archive import ArchiveError, UploadLimits, pack, read_archive, validate_notebooks
+from ..clock import utcnow
 from ..deadlines import deadline_info
 from ..ids import BadId, check_assignment_id, check_course_id, check_notebook_id, check_student_id
-from ..models import Event, Feedback, Release, Submission, utcnow
+from ..models import Event, Feedback, Release, Submission
 from ..storage import Blob, BlobStore, StoreFull, stored_members, tar_stream
 from .errors import ServiceError
 from .hidden import strip_feedback_files
@@ -40,7 +43,6 @@ log = logging.getLogger("coursehub.grading.exchange")
 
 #: nbgrader's default timestamp format; the string is also the feedback folder name on the client.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
-STAFF_ROLES = frozenset({"instructor", "ta"})
 #: Seconds a client is asked to wait (Retry-After) when the database is locked or unreachable.
 DB_RETRY_AFTER = 5
 
@@ -56,7 +58,7 @@ class Caller:
         return self.roles.get(course_id, frozenset())
 
     def is_staff(self, course_id: str) -> bool:
-        return bool(self.roles_in(course_id) & STAFF_ROLES)
+        return is_staff(self.roles_in(course_id))
 
 
 def format_timestamp(when: dt.datetime) -> str:
@@ -86,7 +88,7 @@ class ExchangeCore:
         sessions: sessionmaker[Session],
         store: BlobStore,
         catalog: Callable[[], Catalog],
-        limits: Limits,
+        limits: UploadLimits,
         clock: Callable[[], dt.datetime] = utcnow,
     ):
         self.sessions = sessions
@@ -199,8 +201,9 @@ class ExchangeCore:
 
     # --- submissions -----------------------------------------------------------------------
     def submit(self, caller: Caller, course_id: str, assignment_id: str, data: bytes,
-               upload_id: str | None = None) -> dict:
-        """Store a submission by `caller` at the service's time; every submission is kept."""
+               upload_id: str | None = None, environment: str | None = None, kernel: str | None = None) -> dict:
+        """Store a submission by `caller` at the service's time; every submission is kept.
+        `environment` and `kernel` are what the client reported for the parity check (envparity)."""
         course = self.require_member(caller, course_id)
         _bad_id(check_assignment_id, assignment_id)
         _bad_id(check_student_id, caller.name)
@@ -212,7 +215,7 @@ class ExchangeCore:
                 raise ServiceError(404, f"The assignment {assignment_id!r} of {course_id!r} is not released.")
         files = self._read(data)
         # What the service writes itself is never taken from the client.
-        for reserved in ("timestamp.txt", "submission_secret.txt"):
+        for reserved in ("timestamp.txt", "submission_secret.txt", envparity.RECORD_FILE):
             files.pop(reserved, None)
         notebooks = self._notebooks(files)
         packed = pack(files)
@@ -232,6 +235,7 @@ class ExchangeCore:
             timestamp=format_timestamp(now), upload_id=upload_id, blob_path=blob.path, sha256=blob.sha256,
             size=blob.size, notebooks=notebooks, secret=secrets.token_hex(64), due_at=due, late=late,
             seconds_late=seconds_late if late else 0,
+            environment=envparity.clean_environment(environment), kernel=envparity.clean_kernel(kernel),
         )
         with self._session() as s:
             s.add(row)
@@ -357,18 +361,20 @@ class ExchangeCore:
             ):
                 raise ServiceError(404, "Some of the requested submissions do not exist in this assignment.")
             infos = [self._submission_info(r) for r in rows]
-            stored = [(r.id, r.blob_path, r.sha256, r.timestamp, r.secret) for r in rows]
+            stored = [(r.id, r.blob_path, r.sha256, r.timestamp, r.secret, r.environment, r.kernel) for r in rows]
             self._event(s, caller, course_id, assignment_id, "collected", {"ids": wanted})
             self._commit(s)
         return infos, tar_stream(self._collected_members(infos, stored))
 
     def _collected_members(self, infos: list[dict], stored: list[tuple]) -> Iterator[tuple[str, bytes | memoryview]]:
         yield "manifest.json", json.dumps(infos).encode()
-        for sub_id, blob_path, sha256, timestamp, secret in stored:
+        for sub_id, blob_path, sha256, timestamp, secret, environment, kernel in stored:
             for name, content in stored_members(self.store.read(blob_path, sha256)):
                 yield f"{sub_id}/{name}", content
             yield f"{sub_id}/timestamp.txt", timestamp.encode()
             yield f"{sub_id}/submission_secret.txt", secret.encode()
+            if environment:  # for the autograder's parity check
+                yield f"{sub_id}/{envparity.RECORD_FILE}", envparity.Recorded(environment, kernel).to_bytes()
 
     def submission_files(self, submission: dict) -> dict[str, bytes]:
         """The files of one submission (for autograde jobs), checksum verified."""
@@ -565,6 +571,7 @@ class ExchangeCore:
             "timestamp": r.timestamp, "submitted_at": r.submitted_at.isoformat(), "late": r.late,
             "seconds_late": r.seconds_late, "due_at": r.due_at.isoformat() if r.due_at else None,
             "notebooks": r.notebooks, "sha256": r.sha256, "size": r.size, "blob_path": r.blob_path,
+            "environment": r.environment, "kernel": r.kernel,
         }
         if feedback:
             info["feedback"] = {f.notebook_id: f.sha256 for f in r.feedback}
@@ -583,4 +590,4 @@ def _stored_files(data: bytes) -> list[tuple[str, bytes]]:
 
 
 #: Stored archives were validated on the way in; reading them back only needs generous bounds.
-_TRUSTED = Limits(max_file_bytes=2**40, max_total_bytes=2**40, max_entries=10**6)
+_TRUSTED = UploadLimits(max_file_bytes=2**40, max_total_bytes=2**40, max_entries=10**6)

@@ -19,7 +19,8 @@ import os
 import sys
 from typing import Any
 
-from coursehub.platform.courses import COURSE_ROLES, Catalog, course_group, parse_course_group
+from coursehub.platform.courses import Catalog
+from coursehub.platform.groups import COURSE_ROLES, course_group, staff_courses_of
 from coursehub.platform.settings import Settings
 
 from ..exchange import FACTORY_CLASSES
@@ -40,12 +41,7 @@ def service_url(settings: Settings) -> str:
 
 def staff_courses(spawner: Any) -> str:
     """Comma-separated ids of the courses the spawning user teaches (instructor or TA)."""
-    courses = set()
-    for group in getattr(spawner.user, "groups", []):
-        parsed = parse_course_group(group.name)
-        if parsed and parsed[1] in ("instructor", "ta"):
-            courses.add(parsed[0])
-    return ",".join(sorted(courses))
+    return ",".join(sorted(staff_courses_of(g.name for g in getattr(spawner.user, "groups", []))))
 
 
 def configure_grading(c: Any, settings: Settings, catalog: Catalog, services: list[dict], roles: list[dict]) -> None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from ..courses import Catalog, Course, LtiContext
 from ..settings import Settings
-from .registry import Registration
+from .registry import LaunchRegistration
 
 PLATFORM = "local-lms"
 CLIENT_ID = "coursehub-local"
 DEFAULT_DEPLOYMENT = "local-deployment"
 
 
-def registration(settings: Settings) -> Registration:
+def registration(settings: Settings) -> LaunchRegistration:
     """`local-lms` as a registered platform of this hub (only ever in local mode)."""
     public = settings.public_url()
     internal = f"http://127.0.0.1:{settings.hub.port}"
@@ -27,7 +27,7 @@ def registration(settings: Settings) -> Registration:
             deployments.update(ctx.deployment_id for ctx in local_contexts(course))
     except Exception:  # noqa: BLE001 - course problems are reported by hubconfig, not here
         pass
-    return Registration(
+    return LaunchRegistration(
         name=PLATFORM, issuer=f"{public}/hub/lms", client_ids=(CLIENT_ID,),
         deployment_ids=tuple(sorted(deployments)), auth_login_url=f"{public}/hub/lms/auth",
         jwks_url=f"{internal}/hub/lms/jwks", token_url=f"{public}/hub/lms/token", algorithms=("RS256",),

@@ -20,7 +20,7 @@ from tornado import web
 from tornado.httputil import url_concat
 
 from ..courses import COURSE_ID_PATTERN
-from ..profiles import courses_of, is_staff
+from ..groups import courses_of, is_staff
 from .opening import FetchRequest, ensure_assignment, first_notebook, lab_url, textbook_launch_url
 from .pages import PageMixin
 from .targets import Target, open_path, textbook_pages
@@ -44,7 +44,7 @@ class OpenArgs:
 def parse_open_args(get: Any) -> OpenArgs:
     """The open page's query, validated: `get(name, default)` is the handler's get_argument."""
     course = get("course", "")
-    if not _COURSE.match(course):
+    if not isinstance(course, str) or not _COURSE.fullmatch(course):
         raise web.HTTPError(400, "course must be a course id.")
     items = {}
     for name in ("assignment", "textbook"):

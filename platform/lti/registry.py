@@ -16,7 +16,10 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", 
 
 
 @dataclass(frozen=True)
-class Registration:
+class LaunchRegistration:
+    """A registered LMS as the hub checks launches against it (client ids, deployments, keys); the
+    grading side's `ServiceRegistration` is the part of it that LMS service calls need."""
+
     name: str
     issuer: str
     client_ids: tuple[str, ...]
@@ -36,7 +39,7 @@ class Registration:
             raise ValueError(f"platform {self.name!r}: only asymmetric algorithms are allowed, not {sorted(bad)}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> Registration:
+    def from_dict(cls, d: dict) -> LaunchRegistration:
         return cls(
             name=d["name"], issuer=d["issuer"], client_ids=tuple(d["client_ids"]),
             deployment_ids=tuple(d["deployment_ids"]), auth_login_url=d["auth_login_url"],
@@ -74,7 +77,7 @@ def origin_of(url: str) -> str:
 
 @dataclass
 class Registry:
-    registrations: list[Registration]
+    registrations: list[LaunchRegistration]
     jwks_cache_seconds: float = 300
     min_refetch_seconds: float = 10
     _jwks: dict[str, JwksCache] = field(default_factory=dict)
@@ -84,16 +87,16 @@ class Registry:
         if len(names) != len(set(names)):
             raise ValueError("LTI platform names must be unique")
 
-    def add(self, registration: Registration) -> None:
+    def add(self, registration: LaunchRegistration) -> None:
         """A registration made while the hub runs (dynamic registration); names stay unique."""
         if self.by_name(registration.name) is not None:
             raise ValueError(f"an LTI platform named {registration.name!r} is already registered")
         self.registrations.append(registration)
 
-    def by_name(self, name: str) -> Registration | None:
+    def by_name(self, name: str) -> LaunchRegistration | None:
         return next((r for r in self.registrations if r.name == name), None)
 
-    def find(self, issuer: str, client_id: str | None) -> Registration | None:
+    def find(self, issuer: str, client_id: str | None) -> LaunchRegistration | None:
         """The registration for (issuer, client id). Without a client id (it is optional in the
         login initiation) only an issuer with a single registration and client id is unambiguous."""
         candidates = [r for r in self.registrations if r.issuer == issuer]
@@ -106,7 +109,7 @@ class Registry:
     def knows_issuer(self, issuer: str) -> bool:
         return any(r.issuer == issuer for r in self.registrations)
 
-    def jwks(self, registration: Registration) -> JwksCache:
+    def jwks(self, registration: LaunchRegistration) -> JwksCache:
         cache = self._jwks.get(registration.name)
         if cache is None:
             cache = self._jwks[registration.name] = JwksCache(

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..groups import ROLE_RANK
+
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 INSTITUTION = "http://purl.imsglobal.org/vocab/lis/v2/institution/person"
 TEST_USER = "http://purl.imsglobal.org/vocab/lti/system/person#TestUser"
@@ -44,7 +46,7 @@ _SUB_ROLES = {
     "Observer": OBSERVER,
     "ExternalObserver": OBSERVER,
 }
-_RANK = {OBSERVER: -1, "student": 0, "ta": 1, "instructor": 2}
+_RANK = {OBSERVER: -1, **ROLE_RANK}
 _OBSERVING_INSTITUTION_ROLES = {"Mentor", "Observer"}
 
 

@@ -23,7 +23,7 @@ from . import claims as C
 from .claim_schema import check_claims
 from .jwks import JwksError, UnknownKeyError
 from .refusal import LaunchRefused
-from .registry import Registration, Registry
+from .registry import LaunchRegistration, Registry
 
 #: Messages coursehub accepts: launches of links, and content selection (deep linking) by staff.
 MESSAGE_TYPES = (C.RESOURCE_LINK_REQUEST, C.DEEP_LINKING_REQUEST)
@@ -36,7 +36,7 @@ MAX_TOKEN_CHARS = 8 * 2**20
 class ValidLaunch:
     """A verified launch: the registration it came through and its claims."""
 
-    registration: Registration
+    registration: LaunchRegistration
     client_id: str
     claims: dict[str, Any]
 
@@ -113,7 +113,7 @@ class LaunchValidator:
         self.clock = clock
         self._shape = LTI13LaunchValidator(time_leeway=leeway, max_age=max_age)
 
-    async def validate(self, id_token: str, registration: Registration, expected_nonce: str | None) -> ValidLaunch:
+    async def validate(self, id_token: str, registration: LaunchRegistration, expected_nonce: str | None) -> ValidLaunch:
         """Verify `id_token` as a launch through `registration` (chosen at login initiation).
 
         `expected_nonce` is the nonce derived from this browser's launch cookie; None if the
@@ -160,7 +160,7 @@ class LaunchValidator:
             refusal.ids = {**audit_ids(claims), **refusal.ids}
             raise
 
-    def _checked(self, claims: dict[str, Any], registration: Registration, expected_nonce: str | None) -> ValidLaunch:
+    def _checked(self, claims: dict[str, Any], registration: LaunchRegistration, expected_nonce: str | None) -> ValidLaunch:
         """Every check after the signature, in an order that touches nothing before the types are right."""
         if claims.get(C.MESSAGE_TYPE) not in MESSAGE_TYPES:
             raise _refuse("wrong_message_type", "This tool opens resource links and deep linking requests only.",
@@ -193,7 +193,7 @@ class LaunchValidator:
         return ValidLaunch(registration, client_id, claims)
 
     @staticmethod
-    def _client_id(claims: dict, registration: Registration) -> str:
+    def _client_id(claims: dict, registration: LaunchRegistration) -> str:
         aud = claims["aud"]
         auds = aud if isinstance(aud, list) else [aud]
         azp = claims.get("azp")

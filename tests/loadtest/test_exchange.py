@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from coursehub.grading.archive import Limits, read_archive
+from coursehub.grading.archive import UploadLimits, read_archive
 from coursehub.loadtest.exchange import notebook_template, unique_archive
 
 
@@ -13,7 +13,7 @@ def test_unique_archives_are_valid_notebooks_of_the_size() -> None:
     a, b = unique_archive(template), unique_archive(template)
     assert a != b and len(a) == len(b) == len(template)
     for archive in (a, b):
-        files = read_archive(archive, Limits(2**30, 2**30, 10))
+        files = read_archive(archive, UploadLimits(2**30, 2**30, 10))
         assert list(files) == ["loadtest.ipynb"]
         assert 190_000 <= len(files["loadtest.ipynb"]) <= 204_000  # about the size asked for
         nb = json.loads(files["loadtest.ipynb"])

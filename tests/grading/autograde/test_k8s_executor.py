@@ -11,8 +11,8 @@ import pytest
 from support import samples
 
 from coursehub.grading.autograde import k8s_executor
-from coursehub.grading.autograde.course import Course
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.autograde.course import NbgraderCourse
+from coursehub.grading.sandbox.limits import KernelLimits
 from coursehub.platform.settings import load_settings
 
 KUBE_VERSION = "1.32.0"  # the oldest Kubernetes z2jh 4.4.0 supports
@@ -31,13 +31,13 @@ def course(demo_course, tmp_path):
     root = tmp_path / "course"
     shutil.copytree(demo_course, root)
     samples.write_submission(root, "alice", samples.correct(samples.released(root)))
-    return Course(root)
+    return NbgraderCourse(root)
 
 
 @pytest.fixture
 def executor():
     settings = load_settings(None)
-    return k8s_executor.KubernetesExecutor(settings, Limits(memory_bytes=2**30, submission_timeout_seconds=300))
+    return k8s_executor.KubernetesExecutor(settings, KernelLimits(memory_bytes=2**30, submission_timeout_seconds=300))
 
 
 def test_job_is_valid_kubernetes_and_carries_no_inputs(course, executor):
@@ -88,7 +88,7 @@ def test_executor_takes_namespace_account_and_images_from_the_deployment(monkeyp
     monkeypatch.setenv("COURSEHUB_AUTOGRADE_SERVICE_ACCOUNT", "runner")
     monkeypatch.setenv("COURSEHUB_AUTOGRADE_IMAGE", "reg/grader:1")
     monkeypatch.setenv("COURSEHUB_AUTOGRADE_COURSE_IMAGES", json.dumps({"demo-101": "reg/grader-demo-101:1"}))
-    ex = k8s_executor.KubernetesExecutor(load_settings(None), Limits())
+    ex = k8s_executor.KubernetesExecutor(load_settings(None), KernelLimits())
     index = course.source_index("ps1")
     _, job = ex.objects(course.job("alice", "ps1", index), index, course.config)
     m = manifest(job)
@@ -158,7 +158,7 @@ def test_grading_jobs_mount_the_course_volume_datasets_read_only(course, tmp_pat
     (folder / "course.yaml").write_text(
         "id: demo-101\ntitle: D\ndata:\n  - name: local\n    path: data/local\n"
         "  - name: era_5\n    volume: {claim: era5-readonly, sub_path: v1}\n    mount: /srv/data/climate\n")
-    ex = k8s_executor.KubernetesExecutor(load_settings(None, courses_dir=tmp_path / "catalog"), Limits())
+    ex = k8s_executor.KubernetesExecutor(load_settings(None, courses_dir=tmp_path / "catalog"), KernelLimits())
     index = course.source_index("ps1")
     _, job = ex.objects(course.job("alice", "ps1", index), index, course.config, job_id="abc123")
     m = manifest(job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coursehub.grading.sandbox import bwrap
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 from coursehub.platform.settings import SandboxLimits
 
 REPO = Path(__file__).resolve().parents[3]
@@ -56,7 +56,7 @@ def test_runs_as_the_slot_uid_without_capabilities(tmp_path, monkeypatch):
 
 
 def test_limits_from_settings():
-    limits = Limits.from_settings(SandboxLimits(memory="512Mi", file_size="1Mi", processes=10, cpu_seconds=5))
+    limits = KernelLimits.from_settings(SandboxLimits(memory="512Mi", file_size="1Mi", processes=10, cpu_seconds=5))
     assert limits.memory_bytes == 512 * 2**20 and limits.file_size_bytes == 2**20
     assert limits.rlimits() == {"cpu_seconds": 5, "address_space": 512 * 2**20 + 2**30, "processes": 10,
                                 "file_size": 2**20, "open_files": 256}

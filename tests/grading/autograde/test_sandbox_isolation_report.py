@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from coursehub.grading.sandbox import cgroups, isolation
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 
 def test_without_cgroups_it_warns_that_limits_are_per_process(monkeypatch):
     monkeypatch.setattr(cgroups, "detect", lambda: None)
-    text, strong = isolation.describe(Limits())
+    text, strong = isolation.describe(KernelLimits())
     assert not strong
     assert text.startswith("WARNING") and "PER PROCESS ONLY" in text and "memory" in text
 
@@ -23,7 +23,7 @@ def test_without_cgroups_it_warns_that_limits_are_per_process(monkeypatch):
 def test_with_cgroups_memory_and_processes_are_per_submission(monkeypatch):
     backend = cgroups.Backend("v2", {"memory": "/x", "pids": "/x"})
     monkeypatch.setattr(cgroups, "detect", lambda: backend)
-    text, strong = isolation.describe(Limits(memory_bytes=1 << 30, processes=64))
+    text, strong = isolation.describe(KernelLimits(memory_bytes=1 << 30, processes=64))
     assert strong
     per_sub, per_proc = text.split("PER PROCESS:")
     assert "PER SUBMISSION" in per_sub and "memory 1408 MiB" in per_sub and "processes+threads 64" in per_sub

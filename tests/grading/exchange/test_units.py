@@ -15,7 +15,7 @@ from sqlalchemy import text
 from support.exchange import COURSE, OTHER, make_courses, make_notebook
 
 from coursehub.grading import db
-from coursehub.grading.archive import ArchiveError, Limits, collect_dir, pack, read_archive, write_files
+from coursehub.grading.archive import ArchiveError, UploadLimits, collect_dir, pack, read_archive, write_files
 from coursehub.grading.ids import BadId, check_assignment_id, check_relpath, check_student_id
 from coursehub.grading.storage import BlobStore, CorruptBlob
 from coursehub.platform.courses import load_catalog
@@ -25,15 +25,15 @@ NB = make_notebook().encode()
 
 def test_archive_round_trip_and_limits():
     files = {"p1.ipynb": NB, "data/table.csv": b"a,b\n1,2\n"}
-    assert read_archive(pack(files), Limits()) == files
-    assert read_archive(gzip.compress(pack(files)), Limits()) == files
+    assert read_archive(pack(files), UploadLimits()) == files
+    assert read_archive(gzip.compress(pack(files)), UploadLimits()) == files
     with pytest.raises(ArchiveError, match="limit per file") as e:
-        read_archive(pack({"big": b"x" * 101}), Limits(max_file_bytes=100))
+        read_archive(pack({"big": b"x" * 101}), UploadLimits(max_file_bytes=100))
     assert e.value.status == 413
     with pytest.raises(ArchiveError, match="expands beyond"):
-        read_archive(gzip.compress(pack({"z": b"\0" * 200_000})), Limits(max_total_bytes=10_000, max_entries=2))
+        read_archive(gzip.compress(pack({"z": b"\0" * 200_000})), UploadLimits(max_total_bytes=10_000, max_entries=2))
     with pytest.raises(ArchiveError, match="too many files"):
-        read_archive(pack({f"f{i}": b"" for i in range(4)}), Limits(max_entries=3))
+        read_archive(pack({f"f{i}": b"" for i in range(4)}), UploadLimits(max_entries=3))
 
 
 @pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE])
@@ -44,7 +44,7 @@ def test_archive_refuses_links_and_special_files(kind):
         info.type, info.linkname = kind, "/etc/passwd"
         tar.addfile(info)
     with pytest.raises(ArchiveError):
-        read_archive(buf.getvalue(), Limits())
+        read_archive(buf.getvalue(), UploadLimits())
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs", "a/../../x", "a//b", ".hidden", "a\\b", "x/./y", "a/" * 9 + "f"])
@@ -136,7 +136,7 @@ def test_core_deadlines_extensions_and_collect_choice(tmp_path):
     engine = make_engine(url)
     upgrade(url, engine)
     now = [dt.datetime(2019, 12, 31, 23, 0, tzinfo=dt.UTC)]
-    core = ExchangeCore(session_factory(engine), BlobStore(tmp_path / "store"), lambda: catalog, Limits(),
+    core = ExchangeCore(session_factory(engine), BlobStore(tmp_path / "store"), lambda: catalog, UploadLimits(),
                         clock=lambda: now[0])
     prof = Caller("prof2", {OTHER: frozenset({"instructor"})})
     alice = Caller("alice", {OTHER: frozenset({"student"})})

@@ -14,7 +14,7 @@ from support.lms_doubles import StaticServices
 
 from coursehub.grading.lms.models import ScoreRow
 from coursehub.grading.lms.outbox import Grade, Sender, enqueue
-from coursehub.grading.lms.records import LaunchServices, PlatformRegistration
+from coursehub.grading.lms.records import LaunchServices, ServiceRegistration
 from coursehub.grading.lms.services import ServiceClient
 from coursehub.grading.lms.tokens import TokenClient, ToolKey
 
@@ -25,7 +25,7 @@ def _jwks_data_url(pair) -> str:
 
 async def test_scores_and_roster_against_the_fake_lms(sessions, tool_pair):
     with running_fake_lms(tool_jwks_url=_jwks_data_url(tool_pair)) as lms:
-        platform = PlatformRegistration(name="fakelms", issuer=lms.issuer, token_url=f"{lms.url}/token")
+        platform = ServiceRegistration(name="fakelms", issuer=lms.issuer, token_url=f"{lms.url}/token")
         ags, nrps = lms.ags_claim("ctx-101"), lms.nrps_claim("ctx-101")
 
         def launch(who: str) -> LaunchServices:

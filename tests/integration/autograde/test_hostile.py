@@ -11,11 +11,11 @@ import hashlib
 import pytest
 from support import samples
 
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.course import NbgraderCourse
 from coursehub.grading.autograde.grader import Grader
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
-LIMITS = Limits(cell_timeout_seconds=2, submission_timeout_seconds=12, memory_bytes=2 << 30, processes=48,
+LIMITS = KernelLimits(cell_timeout_seconds=2, submission_timeout_seconds=12, memory_bytes=2 << 30, processes=48,
                 output_bytes=200_000, file_size_bytes=8 << 20, tmp_bytes=8 << 20, cpu_seconds=30)
 
 
@@ -31,7 +31,7 @@ def setup(tmp_path_factory, demo_course):
     for name, variant in samples.HOSTILE.items():
         samples.write_submission(root, name, variant(samples.released(root)))
     samples.write_submission(root, "snoop", samples.snoop(secrets)(samples.released(root)))
-    course = Course(root)
+    course = NbgraderCourse(root)
     index = course.source_index("ps1")
     grader = Grader(index, course.config, LIMITS, slot=40)
     grader.start()

@@ -12,12 +12,12 @@ from support import samples
 from traitlets.config import Config
 
 from coursehub.grading.autograde import execute
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.course import NbgraderCourse
 from coursehub.grading.autograde.grader import INFRA_RETRIES, Grader
 from coursehub.grading.sandbox import kernel as sandbox_kernel
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
-LIMITS = Limits(cell_timeout_seconds=20, submission_timeout_seconds=60)
+LIMITS = KernelLimits(cell_timeout_seconds=20, submission_timeout_seconds=60)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def course(tmp_path_factory, demo_course):
     root = tmp_path_factory.mktemp("infra") / "course"
     shutil.copytree(demo_course, root)
     samples.write_submission(root, "alice", samples.correct(samples.released(root)))
-    return Course(root)
+    return NbgraderCourse(root)
 
 
 def _grade(course, config=None):

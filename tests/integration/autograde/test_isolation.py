@@ -14,14 +14,14 @@ import nbformat
 import pytest
 from support import samples
 
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.course import NbgraderCourse
 from coursehub.grading.autograde.grader import Grader
 from coursehub.grading.sandbox import cgroups
 from coursehub.grading.sandbox import slot as slot_mod
 from coursehub.grading.sandbox.cleanup import remove_tree
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
-LIMITS = Limits(cell_timeout_seconds=10, submission_timeout_seconds=40, memory_bytes=1 << 30, processes=48,
+LIMITS = KernelLimits(cell_timeout_seconds=10, submission_timeout_seconds=40, memory_bytes=1 << 30, processes=48,
                 output_bytes=200_000, cpu_seconds=30)
 
 
@@ -34,7 +34,7 @@ def course(tmp_path_factory, demo_course):
     samples.write_submission(root, "probe", samples.PROBE(samples.released(root)))
     for name, variant in samples.OUTPUT_FLOODS.items():
         samples.write_submission(root, name, variant(samples.released(root)))
-    return Course(root)
+    return NbgraderCourse(root)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_output_cap_covers_every_message_type(course, grader, case):
 def test_memory_is_limited_per_submission_not_per_process(course, tmp_path):
     """Four children of 300 MiB each, under a 512 MiB setting: each fits its per-process limit
     (address space 1.5 GiB); the submission as a whole must not get them all."""
-    limits = Limits(cell_timeout_seconds=20, submission_timeout_seconds=60, memory_bytes=512 << 20)
+    limits = KernelLimits(cell_timeout_seconds=20, submission_timeout_seconds=60, memory_bytes=512 << 20)
     samples.write_submission(course.root, "forker", samples.fork_memory(4, 300)(samples.released(course.root)))
     with Grader(course.source_index("ps1"), course.config, limits, slot=64) as g:
         result = grade(course, g, "forker")
@@ -138,12 +138,12 @@ def test_memory_is_limited_per_submission_not_per_process(course, tmp_path):
 BOMB_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.course import NbgraderCourse
 from coursehub.grading.autograde.grader import Grader
 from coursehub.grading.sandbox.cleanup import remove_tree
-from coursehub.grading.sandbox.limits import Limits
-c = Course({root!r}); idx = c.source_index("ps1")
-g = Grader(idx, c.config, Limits(cell_timeout_seconds=15, submission_timeout_seconds=25, processes=48), slot=0)
+from coursehub.grading.sandbox.limits import KernelLimits
+c = NbgraderCourse({root!r}); idx = c.source_index("ps1")
+g = Grader(idx, c.config, KernelLimits(cell_timeout_seconds=15, submission_timeout_seconds=25, processes=48), slot=0)
 g.start()
 print(" ".join(str(s.uid) for s in g.slots), flush=True)
 print(" ".join(str(s.root) for s in g.slots), flush=True)

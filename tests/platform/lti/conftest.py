@@ -10,7 +10,7 @@ import pytest
 
 from coursehub.platform.lti import claims as C
 from coursehub.platform.lti.keys import generate_key_pair
-from coursehub.platform.lti.registry import Registration, Registry
+from coursehub.platform.lti.registry import LaunchRegistration, Registry
 from coursehub.platform.lti.store import LtiStore
 from coursehub.platform.lti.validation import LaunchValidator
 
@@ -57,7 +57,7 @@ def platform():
 
 @pytest.fixture
 def registration():
-    return Registration(name="lms", issuer=ISS, client_ids=(CLIENT,), deployment_ids=("d-1",),
+    return LaunchRegistration(name="lms", issuer=ISS, client_ids=(CLIENT,), deployment_ids=("d-1",),
                         auth_login_url=f"{ISS}/auth", jwks_url=f"{ISS}/jwks", token_url=f"{ISS}/token")
 
 

@@ -136,8 +136,8 @@ async def test_jwks_outage_is_a_temporary_refusal(validator, platform, registrat
 
 
 def test_registration_refuses_symmetric_algorithms():
-    from coursehub.platform.lti.registry import Registration
+    from coursehub.platform.lti.registry import LaunchRegistration
 
     with pytest.raises(ValueError, match="asymmetric"):
-        Registration(name="x", issuer="i", client_ids=("c",), deployment_ids=("d",), auth_login_url="a",
+        LaunchRegistration(name="x", issuer="i", client_ids=("c",), deployment_ids=("d",), auth_login_url="a",
                      jwks_url="j", token_url="t", algorithms=("HS256",))

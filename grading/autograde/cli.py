@@ -4,6 +4,8 @@ and in a sandbox, into the course's own gradebook."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -20,26 +22,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="regrade submissions that were already autograded")
     p.add_argument("--settings", type=Path, help="platform settings file (sandbox limits)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--accept-environment-mismatch", action="store_true",
+                   help="grade submissions made in another environment or kernel than the course's "
+                        "(default: they get the status environment-mismatch and no grade)")
 
 
 def run(args: argparse.Namespace) -> int:
+    # jsonschema (under nbformat) imports rfc3987_syntax when it is installed, for the "iri" formats,
+    # and that builds a grammar at import: ~1.3 s of CPU before the first grade. No notebook or
+    # settings schema uses those formats; this process does without them (issue 17, start-up).
+    sys.modules.setdefault("rfc3987_syntax", None)
     from tqdm import tqdm
 
     from coursehub.platform.errors import ConfigError
     from coursehub.platform.settings import load_settings
 
-    from ..sandbox.limits import Limits
-    from .course import Course, CourseError
+    from ..sandbox.limits import KernelLimits
+    from . import steps
+    from .course import CourseError, NbgraderCourse
     from .gradebook import GradebookWriter
     from .pool import GraderPool
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.settings)
-        course = Course(args.course_dir)
+        course = NbgraderCourse(args.course_dir)
+        steps.pipeline(course.config)  # the course's nbgrader preprocessor lists: refused before anything runs
         course.ensure_assignment(args.assignment)
         index = course.source_index(args.assignment)
-    except (ConfigError, CourseError) as e:
+    except (ConfigError, CourseError, steps.PipelineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     from ..sandbox.bwrap import check
@@ -50,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from ..sandbox.isolation import describe
 
-    limits = Limits.from_settings(settings.grading.sandbox)
+    limits = KernelLimits.from_settings(settings.grading.sandbox)
     print(describe(limits)[0], file=sys.stderr)
     workers = args.workers or settings.grading.workers or os.cpu_count() or 1
     students = args.student or course.students(args.assignment)
@@ -59,23 +70,32 @@ def run(args: argparse.Namespace) -> int:
     if not todo:
         print(f"nothing to grade for {args.assignment} ({skipped} already autograded; use --force to regrade)")
         return 0
-    from .environment import EnvironmentNotBuilt, course_id_of, course_runtime
+    from coursehub.grading.envparity import MISMATCH, RECORD_FILE
+
+    from .environment import EnvironmentNotBuilt, ParityCheck, course_id_of, course_runtime
+    from .grader import SubmissionResult
 
     try:  # the course's own environment: grading with other packages would give wrong grades
         runtime = course_runtime(settings, course_id_of(course.config))
     except (EnvironmentNotBuilt, ConfigError) as e:
         print(f"error: not grading {args.assignment}: {e}", file=sys.stderr)
         return 1
-    jobs = {s: _job(course, s, args.assignment, index) for s in todo}
+    parity = ParityCheck.for_course(settings, course_id_of(course.config), index, args.accept_environment_mismatch)
+    checks = {s: parity.check(course.submission_dir(s, args.assignment), s, args.assignment) for s in todo}
+    refused = [SubmissionResult(s, args.assignment, MISMATCH, error=p.reason) for s, p in checks.items() if not p.graded]
+    jobs = {s: _job(course, s, args.assignment, index) for s in todo if checks[s].graded}
     t0 = time.monotonic()
     statuses: Counter[str] = Counter()
     problems: list[str] = []
     with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer, \
-            GraderPool(index, course.config, limits, min(workers, len(todo)), runtime=runtime) as pool:
+            (GraderPool(index, course.config, limits, min(workers, len(jobs)), runtime=runtime) if jobs
+             else contextlib.nullcontext()) as pool:
         bar = tqdm(total=len(todo), unit="sub", desc=f"autograde {args.assignment}", disable=args.no_progress)
-        for result in pool.grade(jobs.values()):
+        for result in itertools.chain(refused, pool.grade(jobs.values()) if jobs else ()):
             statuses[result.status] += 1
-            if result.status == "failed":
+            if result.status == MISMATCH:
+                problems.append(f"{result.student}: {result.error}")
+            elif result.status == "failed":
                 problems.append(f"{result.student}: grader error: {result.error}")
             elif result.status == "invalid":
                 problems.append(f"{result.student}: invalid submission, not graded: {result.error}")
@@ -85,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                     ts_file = course.submission_dir(result.student, args.assignment) / "timestamp.txt"
                     if ts_file.is_file():
                         files["timestamp.txt"] = ts_file.read_bytes()
+                    files[RECORD_FILE] = checks[result.student].graded_record()  # the environment graded in
                     writer.apply(result, course.timestamp(result.student, args.assignment), files)
                 except Exception as e:  # noqa: BLE001 - one submission's problem must not stop the run
                     writer.gb.db.rollback()
@@ -96,17 +117,21 @@ def run(args: argparse.Namespace) -> int:
             bar.update()
         bar.close()
     elapsed = time.monotonic() - t0
-    print(f"\n{args.assignment}: {len(todo)} submission(s) in {elapsed:.1f}s with {min(workers, len(todo))} worker(s)"
+    print(f"\n{args.assignment}: {len(todo)} submission(s) in {elapsed:.1f}s with {min(workers, len(jobs))} worker(s)"
           + (f", {skipped} skipped (already autograded)" if skipped else ""))
     labels = {"graded": "graded", "incomplete": "incomplete (kernel stopped early)", "timeout": "timed out",
               "output_limit": "output limit", "invalid": "invalid (unreadable, not graded)",
-              "failed": "failed (grader error, not written)"}
-    for status in ("graded", "incomplete", "timeout", "output_limit", "invalid", "failed"):
+              MISMATCH: "environment mismatch (not graded)", "failed": "failed (grader error, not written)"}
+    for status in ("graded", "incomplete", "timeout", "output_limit", "invalid", MISMATCH, "failed"):
         if statuses[status]:
             print(f"  {labels[status]:<36} {statuses[status]}")
+    unrecorded = sum(1 for p in checks.values() if p.outcome == "unrecorded")
+    if unrecorded:
+        print(f"  ({unrecorded} submission(s) recorded no environment: an older client or nbgrader's own exchange; "
+              "graded without the parity check)")
     for p in problems:
         print(f"  - {p}")
-    return 1 if statuses["failed"] or statuses["invalid"] else 0
+    return 1 if statuses["failed"] or statuses["invalid"] or statuses[MISMATCH] else 0
 
 
 def _already_graded(course, student: str, assignment: str) -> bool:

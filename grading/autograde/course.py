@@ -8,6 +8,7 @@ generate_assignment` is run first, exactly as an instructor would.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 import subprocess
@@ -35,7 +36,10 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-class Course:
+class NbgraderCourse:
+    """An instructor's nbgrader course directory (config, gradebook, submissions); the catalog's
+    course definition is `coursehub.platform.courses.Course`."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -123,14 +127,46 @@ class Course:
                 files[os.path.relpath(f, sub)] = Path(f).read_bytes()
             except OSError as e:
                 problems.append(f"{os.path.relpath(f, sub)}: cannot be read ({e.strerror})")
-        source = self.root / "source" / assignment
-        exclude = set(self.config.get("Autograde", {}).get("exclude_overwriting", {}).get(assignment, []))
+        return self._with_source(SubmissionJob(student=student, assignment=assignment, notebooks=notebooks,
+                                               files=files, invalid="; ".join(problems)))
+
+    def job_from_files(self, student: str, assignment: str, index: SourceIndex,
+                       submitted: dict[str, bytes]) -> SubmissionJob:
+        """The same job as `job`, from a submission's files as the grading service stored them
+        (relative path -> bytes, checksum already verified): what the queue worker grades, so an
+        edit to submitted/ after collect changes nothing. The course's `ignore` patterns apply."""
+        notebooks: dict[str, str] = {}
+        files: dict[str, bytes] = {}
+        problems: list[str] = []
+        ignore = list(self.coursedir.ignore)
+        for rel, data in sorted(submitted.items()):
+            parts = Path(rel).parts
+            if any(fnmatch.fnmatch(part, pat) for part in parts for pat in ignore):
+                continue
+            if len(parts) == 1 and rel.endswith(".ipynb"):
+                if rel[: -len(".ipynb")] not in index.cells:
+                    continue
+                try:
+                    notebooks[rel[: -len(".ipynb")]] = data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    problems.append(f"{rel} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                                    "save it again from Jupyter")
+            elif not rel.endswith(".ipynb"):
+                files[rel] = data
+        return self._with_source(SubmissionJob(student=student, assignment=assignment, notebooks=notebooks,
+                                               files=files, invalid="; ".join(problems)))
+
+    def _with_source(self, job: SubmissionJob) -> SubmissionJob:
+        """Overwrite the submission's other files with the source's, as nbgrader does (except the
+        course's `Autograde.exclude_overwriting`)."""
+        source = self.root / "source" / job.assignment
+        ignore = list(self.coursedir.ignore) + ["*.ipynb"]
+        exclude = set(self.config.get("Autograde", {}).get("exclude_overwriting", {}).get(job.assignment, []))
         for f in _regular_files(source, ignore):
             rel = os.path.relpath(f, source)
             if rel not in exclude:
-                files[rel] = Path(f).read_bytes()
-        return SubmissionJob(student=student, assignment=assignment, notebooks=notebooks, files=files,
-                             invalid="; ".join(problems))
+                job.files[rel] = Path(f).read_bytes()
+        return job
 
     def already_graded(self, student: str, assignment: str) -> bool:
         """nbgrader's rule: skip if autograded/ exists and the submission is not newer."""

@@ -21,7 +21,7 @@ import nbformat
 from traitlets.config import Config
 
 from coursehub.grading.sandbox.kernel import SandboxKernelManager
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 from coursehub.grading.sandbox.slot import KernelInfo, SandboxError, SandboxSlot, SlotRetired
 
 from . import execute, steps
@@ -88,11 +88,11 @@ class Grader:
     grades a submission, the other is being torn down, proven clean and started again, with its
     kernels (one per notebook) starting, so a submission rarely waits for a kernel to boot."""
 
-    def __init__(self, index: SourceIndex, config: Config | None = None, limits: Limits | None = None,
+    def __init__(self, index: SourceIndex, config: Config | None = None, limits: KernelLimits | None = None,
                  slot: int = 0, base_dir: Path | None = None, runtime: CourseRuntime | None = None) -> None:
         self.index = index
         self.config = config or Config()
-        self.limits = limits or Limits()
+        self.limits = limits or KernelLimits()
         self.base_dir = base_dir
         #: the course's environment and data (environment.course_runtime); default: coursehub's own
         self.runtime = runtime or CourseRuntime()
@@ -117,9 +117,12 @@ class Grader:
         return SandboxSlot(n, self.limits, base_dir=self.base_dir, extra_env=self._env, **self.runtime.slot_kwargs())
 
     def start(self) -> None:
-        for s in self.slots:
-            s.start()
-            self._prepare(s)
+        """Start the first slot now and the others in the background (as after a submission): the
+        first submission does not wait for every sandbox to start."""
+        self.slots[0].start()
+        self._prepare(self.slots[0])
+        for i in range(1, len(self.slots)):
+            self._give_back(i)
 
     def close(self) -> None:
         for t in list(self._ready.values()):
@@ -199,6 +202,9 @@ class Grader:
         for name in [n for n in self.index.notebooks if n in job.notebooks]:
             try:  # outside the sandbox, before anything runs: nbgrader's checks of the student's file
                 sanitized[name] = steps.sanitize(job.notebooks[name], self._resources(job, name), self.config)
+            except (steps.PipelineError, steps.CourseStepError) as e:  # the course's configuration: never a score
+                return SubmissionResult(job.student, job.assignment, "failed", error=str(e),
+                                        seconds=time.monotonic() - t0)
             except Exception as e:  # noqa: BLE001 - not a notebook nbgrader can grade: the student's file
                 first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
                 return SubmissionResult(job.student, job.assignment, "invalid",

@@ -1,38 +1,50 @@
-"""nbgrader's autograde steps, run as nbgrader runs them, split where the sandbox boundary falls.
+"""nbgrader's autograde steps, built from the course's nbgrader config, split where the sandbox boundary falls.
 
-`nbgrader autograde` converts each notebook twice (nbgrader/converters/autograde.py):
+`nbgrader autograde` converts each notebook twice (nbgrader/converters/autograde.py), with the
+preprocessor lists `c.Autograde.sanitize_preprocessors` and `c.Autograde.autograde_preprocessors`
+(defaults mirrored in `NBGRADER_SANITIZE` / `NBGRADER_AUTOGRADE`; a test fails if nbgrader's change):
   sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata
   autograde: Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
              AssignLatePenalties, CheckCellMetadata
-We run the same preprocessor classes through the same nbconvert exporter, in the same order, with the
-course's nbgrader configuration. The only differences are where they run:
+`pipeline(config)` reads both lists from the course's nbgrader config (classes or dotted names, as
+nbgrader accepts them) and refuses, with a `PipelineError` that names the setting, anything it
+cannot run faithfully: an unimportable name, a class that is not an nbconvert preprocessor, a
+subclass of a step coursehub runs its own way, or a list without Execute/SaveAutoGrades/
+AssignLatePenalties. A step a course adds runs where nbgrader would run it; if it raises, that is
+the course's fault (`CourseStepError`), never the student's. The differences are only where steps run:
 - `sanitize` (outside the sandbox) reads source cells from a `SourceIndex` instead of opening the
   gradebook; locked and test cells are restored from the source here, before any student code runs.
 - `Execute` runs against a sandboxed kernel (see execute.py).
-- `finish` (outside the sandbox) runs the output-cleaning steps; SaveAutoGrades and
+- steps listed before Execute in `autograde_preprocessors` run at the end of `sanitize`;
+- `finish` (outside the sandbox) runs the steps after Execute; SaveAutoGrades and
   AssignLatePenalties run in the gradebook writer (gradebook.py), on the notebook `finish` returns.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
 from nbgrader import utils
 from nbgrader.preprocessors import (
+    AssignLatePenalties,
     CheckCellMetadata,
     ClearOutput,
     DeduplicateIds,
+    Execute,
     IgnorePattern,
     LimitOutput,
     OverwriteCells,
     OverwriteKernelspec,
+    SaveAutoGrades,
 )
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 from traitlets.config import Config
+from traitlets.utils.importstring import import_item
 
 from .sources import SourceIndex
 
@@ -96,12 +108,104 @@ class IndexedOverwriteKernelspec(OverwriteKernelspec):
         return nb, resources
 
 
-def _exporter(config: Config, preprocessors: list) -> NotebookExporter:
+#: nbgrader's default `Autograde.sanitize_preprocessors` (tests compare with nbgrader's own).
+NBGRADER_SANITIZE: tuple[type, ...] = (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
+                                       CheckCellMetadata)
+#: nbgrader's default `Autograde.autograde_preprocessors`.
+NBGRADER_AUTOGRADE: tuple[type, ...] = (Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata)
+#: nbgrader steps that need the gradebook: coursehub runs its own version of exactly these classes.
+_INDEXED: dict[type, type] = {OverwriteCells: IndexedOverwriteCells, OverwriteKernelspec: IndexedOverwriteKernelspec}
+#: Steps coursehub runs elsewhere: Execute in the sandbox, the other two in the gradebook writer.
+_ELSEWHERE = (Execute, SaveAutoGrades, AssignLatePenalties)
+_OWN_STEPS = set(NBGRADER_SANITIZE) | set(NBGRADER_AUTOGRADE) | set(_INDEXED.values())
+
+
+class PipelineError(ValueError):
+    """The course's nbgrader autograde configuration cannot be run; the message says what to fix."""
+
+
+class CourseStepError(RuntimeError):
+    """A preprocessor the course added raised: a fault of the course's configuration, not a score."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The steps of one course's autograde, in nbgrader's order, split at the sandbox boundary."""
+
+    #: before the sandbox: the sanitize list, then any autograde steps listed before Execute
+    sanitize: tuple[type, ...]
+    #: after the sandboxed Execute, before the gradebook writer's SaveAutoGrades/AssignLatePenalties
+    finish: tuple[type, ...]
+
+
+def _resolve(item: Any, setting: str) -> type:
+    where = f"the course's nbgrader_config.py, c.Autograde.{setting}"
+    if isinstance(item, str):
+        try:
+            item = import_item(item)
+        except Exception as e:  # noqa: BLE001 - any import failure is the same problem to the reader
+            raise PipelineError(f"{where} names {item!r}, which cannot be imported "
+                                f"({type(e).__name__}: {e}); autograde refused") from None
+    if not (isinstance(item, type) and issubclass(item, Preprocessor)):
+        raise PipelineError(f"{where} contains {item!r}, which is not an nbconvert Preprocessor class; "
+                            "autograde refused")
+    for own in (*_INDEXED, *_ELSEWHERE):
+        if issubclass(item, own) and item is not own:
+            raise PipelineError(f"{where} contains {item.__module__}.{item.__qualname__}, a subclass of nbgrader's "
+                                f"{own.__name__}, which coursehub runs its own way (configure {own.__name__}'s "
+                                "options instead); autograde refused")
+    return item
+
+
+def _configured(config: Config, setting: str, default: tuple[type, ...]) -> list:
+    section = config.get("Autograde", {})
+    return list(section[setting]) if setting in section else list(default)
+
+
+def pipeline(config: Config) -> Pipeline:
+    """The course's autograde steps, from `c.Autograde.sanitize_preprocessors` and
+    `autograde_preprocessors` as nbgrader reads them; raises PipelineError for what cannot run."""
+    sanitize = [_resolve(x, "sanitize_preprocessors")
+                for x in _configured(config, "sanitize_preprocessors", NBGRADER_SANITIZE)]
+    autograde = [_resolve(x, "autograde_preprocessors")
+                 for x in _configured(config, "autograde_preprocessors", NBGRADER_AUTOGRADE)]
+    for cls in sanitize:
+        if cls in _ELSEWHERE:
+            raise PipelineError(f"the course's nbgrader_config.py, c.Autograde.sanitize_preprocessors contains "
+                                f"{cls.__name__}, which coursehub only runs in the autograde pass; autograde refused")
+    for cls in _ELSEWHERE:
+        if autograde.count(cls) != 1:
+            raise PipelineError(f"the course's nbgrader_config.py, c.Autograde.autograde_preprocessors must list "
+                                f"nbgrader's {cls.__name__} exactly once (coursehub always runs it); autograde refused")
+    cut = autograde.index(Execute)
+    before = [_INDEXED.get(c, c) for c in [*sanitize, *autograde[:cut]]]
+    after = [_INDEXED.get(c, c) for c in autograde[cut + 1:] if c not in _ELSEWHERE]
+    return Pipeline(sanitize=tuple(before), finish=tuple(after))
+
+
+class _Guarded:
+    """A course-added step: its exceptions become CourseStepError (the course's fault)."""
+
+    def __init__(self, step: Preprocessor) -> None:
+        self.step = step
+
+    def __call__(self, nb, resources):
+        try:
+            return self.step(nb, resources)
+        except Exception as e:  # noqa: BLE001 - re-raised, attributed to the course's configuration
+            name = f"{type(self.step).__module__}.{type(self.step).__qualname__}"
+            raise CourseStepError(f"the course's autograde step {name} failed: {type(e).__name__}: {e}") from e
+
+
+def _exporter(config: Config, steps: tuple[type, ...]) -> NotebookExporter:
     c = Config(config)
     c.Exporter.default_preprocessors = []
     exporter = NotebookExporter(config=c)
-    for pp in preprocessors:
-        exporter.register_preprocessor(pp)  # keeps each step's own `enabled`, as nbgrader does
+    for cls in steps:
+        pp = cls(parent=exporter)  # the exporter's config, as nbgrader's register_preprocessor does
+        # each step keeps its own `enabled`, as nbgrader does
+        exporter.register_preprocessor(pp if cls in _OWN_STEPS else _Guarded(pp))
     return exporter
 
 
@@ -116,18 +220,16 @@ def resources_for(student: str, assignment: str, notebook: str, index: SourceInd
 
 
 def sanitize(nb_json: str, resources: dict, config: Config) -> str:
-    """Pass 1: clear outputs, restore locked/test cells and metadata from the source."""
-    pps = [ClearOutput(config=config), DeduplicateIds(config=config), IndexedOverwriteKernelspec(config=config),
-           IndexedOverwriteCells(config=config), CheckCellMetadata(config=config)]
+    """Before the sandbox: clear outputs, restore locked/test cells and metadata from the source
+    (the course's sanitize steps, then its autograde steps listed before Execute)."""
     nb = nbformat.reads(nb_json, as_version=4)
-    output, _ = _exporter(config, pps).from_notebook_node(nb, resources=dict(resources))
+    output, _ = _exporter(config, pipeline(config).sanitize).from_notebook_node(nb, resources=dict(resources))
     return output
 
 
 def finish(executed: nbformat.NotebookNode, resources: dict, config: Config) -> str:
-    """Pass 2 after Execute: the output-cleaning steps nbgrader runs before saving grades."""
-    pps = [IgnorePattern(config=config), ClearMetadataPreprocessor(config=config), LimitOutput(config=config)]
-    output, _ = _exporter(config, pps).from_notebook_node(executed, resources=dict(resources))
+    """After Execute: the course's steps nbgrader runs before saving grades (output cleaning)."""
+    output, _ = _exporter(config, pipeline(config).finish).from_notebook_node(executed, resources=dict(resources))
     return output
 
 

@@ -1,7 +1,7 @@
 """The instructor dashboard, a grading-service plugin: add "coursehub.grading.dashboard" to the
-service's plugins (settings `grading.plugins` or $COURSEHUB_GRADING_PLUGINS).
+service's plugins (settings `grading.plugins` or $COURSEHUB_GRADING_PLUGINS; entry point `dashboard`).
 
-`setup(plugins)` mounts the routes of `handlers.dashboard_handlers()` and the course pages of
+`setup(context)` mounts the routes of `handlers.dashboard_handlers()` and the course pages of
 `pages.page_handlers()` (a student's course page, the staff landing page) under the service prefix. The
 periodic LMS grade sender is the service's own (started with it, `grading.lms.runtime`).
 """
@@ -9,8 +9,8 @@ periodic LMS grade sender is the service's own (started with it, `grading.lms.ru
 from __future__ import annotations
 
 
-def setup(plugins) -> None:  # noqa: ANN001 - coursehub.grading.service.plugins.Plugins
+def setup(context) -> None:  # noqa: ANN001 - coursehub.grading.service.plugins.PluginContext
     from .handlers import dashboard_handlers
     from .pages import page_handlers
 
-    plugins.add_handlers(dashboard_handlers() + page_handlers())
+    context.add_handlers(dashboard_handlers() + page_handlers())

@@ -1,8 +1,12 @@
 """The queue worker: lease a job, grade it with the configured executor, apply the result once.
 
-    python -m coursehub.grading.queue.worker --db-url sqlite:////srv/grading.sqlite [--slot N] [--once]
+    python -m coursehub.grading.queue.worker [--settings FILE] [--db-url URL] [--slot N] [--exit-when-idle SECONDS]
 
-Job payload: {"course_dir": PATH} (an nbgrader course directory on this machine or its volume).
+Job payload: {"course_dir": PATH, "submission_id": ID, "sha256": HEX}: the nbgrader course directory
+(source, gradebook, config) on this machine or its volume, and the stored submission to grade, read
+from the grading service's store and checksum verified (submission.py); a job without a
+submission_id (queued by hand) grades the course's submitted/ folder. A job that cannot be graded
+as named (checksum mismatch, unusable autograde config) is refused at once: a dead letter, never a score.
 Grades go to that course's own gradebook through GradebookWriter (nbgrader's SaveAutoGrades).
 """
 
@@ -12,25 +16,31 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde import steps
+from coursehub.grading.autograde.course import NbgraderCourse
+from coursehub.grading.autograde.environment import ParityCheck, course_id_of, stored_record
 from coursehub.grading.autograde.executors import Executor, make_executor
 from coursehub.grading.autograde.gradebook import GradebookWriter
-from coursehub.grading.autograde.grader import NotebookResult, SubmissionResult
+from coursehub.grading.autograde.grader import NotebookResult, SubmissionJob, SubmissionResult
 from coursehub.grading.autograde.sources import SourceIndex
+from coursehub.grading.envparity import MISMATCH, RECORD_FILE, Parity
 
 from .. import metrics
+from ..storage import BlobStore
+from . import submission
 from .api import JobQueue, Lease
+from .submission import StoreReader, SubmissionRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,13 +65,17 @@ def result_from_dict(d: dict) -> SubmissionResult:
 class QueueWorker:
     def __init__(self, queue: JobQueue, executor: Executor, name: str | None = None,
                  lease_seconds: float = 60, poll_seconds: float = 1.0,
-                 sleep: Callable[[float], object] | None = None) -> None:
+                 sleep: Callable[[float], object] | None = None, store: BlobStore | None = None) -> None:
         self.queue = queue
         self.executor = executor
+        #: the grading service's submission store (jobs naming a submission_id are read from it)
+        self.store = store
+        #: job id -> (the job graded, its timestamp.txt): apply writes what was graded
+        self._jobs: dict[int, tuple[SubmissionJob, bytes | None]] = {}
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._courses: dict[str, tuple[Course, dict[str, SourceIndex]]] = {}
+        self._courses: dict[str, tuple[NbgraderCourse, dict[str, SourceIndex]]] = {}
         self.stop = threading.Event()
         #: How the worker waits (tests inject a fake; by default an interruptible wait on `stop`).
         self.sleep = sleep or self.stop.wait
@@ -82,31 +96,55 @@ class QueueWorker:
                 self.sleep(wait)
                 wait = min(DB_WAIT_CAP, wait * 2)
 
-    def _course(self, lease: Lease) -> Course:
+    def _course(self, lease: Lease) -> NbgraderCourse:
         course_dir = lease.payload.get("course_dir")
         if not course_dir:
             raise ValueError(f"job {lease.job_id} has no course_dir in its payload")
         course_dir = str(Path(course_dir).resolve())
         if course_dir not in self._courses:
-            self._courses[course_dir] = (Course(Path(course_dir)), {})
+            self._courses[course_dir] = (NbgraderCourse(Path(course_dir)), {})
         return self._courses[course_dir][0]
 
-    def _index(self, course: Course, assignment: str) -> SourceIndex:
+    def _index(self, course: NbgraderCourse, assignment: str) -> SourceIndex:
         indexes = self._courses.setdefault(str(course.root), (course, {}))[1]
         if assignment not in indexes:
             course.ensure_assignment(assignment)
             indexes[assignment] = course.source_index(assignment)
         return indexes[assignment]
 
+    def _job(self, lease: Lease) -> tuple[SubmissionJob, bytes | None]:
+        """The submission to grade and its timestamp.txt: the stored blob the job names (the
+        grading service's copy, checksum verified), else (a job queued by hand) submitted/."""
+        cached = self._jobs.get(lease.job_id)
+        if cached is not None:
+            return cached
+        course = self._course(lease)
+        index = self._index(course, lease.assignment)
+        if submission.names_submission(lease):
+            if self.store is None:
+                raise SubmissionRefused(f"job {lease.job_id} names a stored submission, but this worker has no "
+                                        "submission store (grading.storage_dir)")
+            stored = self.with_db("read submission", submission.load, self.queue.engine, self.store, lease)
+            job = course.job_from_files(lease.student, lease.assignment, index, stored.files)
+            out = (job, stored.timestamp.encode())
+        else:
+            job = course.job(lease.student, lease.assignment, index)
+            ts_file = course.submission_dir(lease.student, lease.assignment) / "timestamp.txt"
+            out = (job, ts_file.read_bytes() if ts_file.is_file() else None)
+        self._jobs = {lease.job_id: out}  # only the job in hand
+        return out
+
     def apply(self, lease: Lease, result: dict) -> None:
         course = self._course(lease)
-        job = course.job(lease.student, lease.assignment, self._index(course, lease.assignment))
+        job, timestamp = self._job(lease)
         files = dict(job.files)
-        ts_file = course.submission_dir(lease.student, lease.assignment) / "timestamp.txt"
-        if ts_file.is_file():
-            files["timestamp.txt"] = ts_file.read_bytes()
+        if timestamp is not None:
+            files["timestamp.txt"] = timestamp
+        parity = self._parity(course, lease, self._index(course, lease.assignment))
+        if parity is not None:  # the environment the grade was made in
+            files[RECORD_FILE] = parity.graded_record()
         with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as w:
-            w.apply(result_from_dict(result), course.timestamp(lease.student, lease.assignment), files)
+            w.apply(result_from_dict(result), _parse_timestamp(timestamp), files)
 
     def run_once(self) -> bool:
         """Handle one job if one is ready. Returns whether a job was handled."""
@@ -115,7 +153,11 @@ class QueueWorker:
             return False
         log.info("job %s (%s/%s) attempt %s", lease.job_id, lease.student, lease.assignment, lease.attempt)
         if lease.result is not None:  # a previous attempt graded but died before applying
-            self.with_db("apply", self.queue.complete, lease, lease.result, apply=self.apply)
+            try:
+                self.with_db("apply", self.queue.complete, lease, lease.result, apply=self.apply)
+            except SubmissionRefused as e:  # the stored submission changed since it was graded
+                log.error("job %s refused: %s", lease.job_id, e)
+                self.with_db("fail", self.queue.fail, lease, f"refused, not applied: {e}", retry=False)
             return True
         beating = threading.Event()
         hb = threading.Thread(target=self._heartbeat, args=(lease, beating), daemon=True)
@@ -123,6 +165,12 @@ class QueueWorker:
         started = time.monotonic()
         try:
             result = self.grade(lease)
+        except (SubmissionRefused, steps.PipelineError) as e:  # retrying cannot help: a dead letter now
+            beating.set()
+            metrics.JOB_DURATION.labels("failed").observe(time.monotonic() - started)
+            log.error("job %s refused: %s", lease.job_id, e)
+            self.with_db("fail", self.queue.fail, lease, f"refused, not graded: {e}", retry=False)
+            return True
         except Exception as e:  # noqa: BLE001 - reported to the queue, which retries or dead-letters
             beating.set()
             metrics.JOB_DURATION.labels("failed").observe(time.monotonic() - started)
@@ -141,9 +189,24 @@ class QueueWorker:
     def grade(self, lease: Lease) -> SubmissionResult:
         """Run the executor on the leased job's submission."""
         course = self._course(lease)
+        steps.pipeline(course.config)  # the course's autograde steps: refused before anything runs
         index = self._index(course, lease.assignment)
-        job = course.job(lease.student, lease.assignment, index)
+        parity = self._parity(course, lease, index)
+        if parity is not None and not parity.graded:  # made in another environment: a status, no grade
+            return SubmissionResult(lease.student, lease.assignment, MISMATCH, error=parity.reason)
+        job, _ = self._job(lease)
         return self.executor.grade(job, index, course.config)
+
+    def _parity(self, course: NbgraderCourse, lease: Lease, index: SourceIndex) -> Parity | None:
+        """The environment parity check of the leased submission (None: the executor has no settings)."""
+        settings = getattr(self.executor, "settings", None)
+        if settings is None:
+            return None
+        check = ParityCheck.for_course(settings, course_id_of(course.config), index)
+        if submission.names_submission(lease) and isinstance(lease.payload.get("submission_id"), int):
+            recorded = self.with_db("read submission", stored_record, self.queue.engine, lease.payload["submission_id"])
+            return check.check_record(recorded, lease.student, lease.assignment)
+        return check.check(course.submission_dir(lease.student, lease.assignment), lease.student, lease.assignment)
 
     def _heartbeat(self, lease: Lease, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
@@ -177,6 +240,13 @@ class QueueWorker:
         self.executor.close()
 
 
+def _parse_timestamp(text: bytes | None) -> datetime | None:
+    """nbgrader's reading of a timestamp.txt (as CourseDirectory.get_existing_timestamp reads it)."""
+    from nbgrader.utils import parse_utc
+
+    return parse_utc(text.decode().strip()) if text and text.strip() else None
+
+
 def wait_for_schema(queue: JobQueue, timeout: float) -> bool:
     """Beside the grading service, the service migrates the database (alembic heads): wait for it
     rather than create tables that alembic would then find in its way."""
@@ -196,11 +266,10 @@ def wait_for_schema(queue: JobQueue, timeout: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from coursehub.platform.settings import load_settings
+    from coursehub.platform import service_runner
 
-    p = argparse.ArgumentParser(prog="python -m coursehub.grading.queue.worker", description=__doc__.splitlines()[0])
+    p = service_runner.parser("python -m coursehub.grading.queue.worker", __doc__.splitlines()[0])
     p.add_argument("--db-url", help="queue database (default: the grading database from the settings)")
-    p.add_argument("--settings", type=Path)
     p.add_argument("--slot", type=int, default=0, help="sandbox slot (distinct per worker on one machine)")
     p.add_argument("--lease-seconds", type=float, default=60)
     p.add_argument("--poll-seconds", type=float, default=1.0)
@@ -208,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exit-when-idle", type=float, default=None, help="stop after this many idle seconds")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve this worker's Prometheus metrics on 127.0.0.1:PORT (job durations, database waits)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
-    settings = load_settings(args.settings)
+    return service_runner.run(argv, p, _work)
+
+
+def _work(args: argparse.Namespace, settings: Any, stop: Any) -> int:  # noqa: ANN401 - Settings, service_runner.Stop
+    """The worker's body: started, logged and stopped like the other services (service_runner)."""
     if settings.grading.executor == "local":
         from coursehub.grading.sandbox.bwrap import check
 
@@ -230,9 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
     worker = QueueWorker(queue, make_executor(settings, slot=args.slot), lease_seconds=args.lease_seconds,
-                         poll_seconds=args.poll_seconds)
-    for sig in (signal.SIGTERM, signal.SIGINT):  # the hub stops its services with these: finish quietly
-        signal.signal(sig, lambda *_: worker.stop.set())
+                         poll_seconds=args.poll_seconds, store=StoreReader(settings.storage_dir()))
+    stop.on_stop(worker.stop.set)  # SIGTERM/SIGINT: finish the job in hand, then exit
     try:
         worker.run(max_idle=args.exit_when_idle)
     finally:

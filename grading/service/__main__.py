@@ -1,46 +1,38 @@
 """Run the grading service: `python -m coursehub.grading.service [--settings FILE] [--port N]`.
 
+Started, logged and stopped like the other services (coursehub.platform.service_runner).
+
 JupyterHub starts it as a managed service on the local platform (see platform/hubconfig.py); at
 scale it runs in its own pod with the same command. It refuses to start on an old database schema.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
-from pathlib import Path
 from urllib.parse import urlparse
 
 log = logging.getLogger("coursehub.grading.service")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m coursehub.grading.service")
-    p.add_argument("--settings", type=Path, help="platform settings file (default: $COURSEHUB_SETTINGS)")
+    from coursehub.platform import service_runner
+
+    p = service_runner.parser("python -m coursehub.grading.service", "Run the grading service.")
     p.add_argument("--port", type=int, help="port to listen on (default: grading.port or $JUPYTERHUB_SERVICE_URL)")
     p.add_argument("--ip", help="address to listen on (default: from $JUPYTERHUB_SERVICE_URL, else 127.0.0.1)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s")
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    return service_runner.run(argv, p, _serve)
 
-    from coursehub.platform.errors import ConfigError
-    from coursehub.platform.settings import load_settings
 
+def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, Settings, service_runner.Stop
     from ..db import SchemaOutdated, check_schema, make_engine, redact
     from ..storage import BlobStore
     from .app import make_app, make_core
     from .coursedirs import ensure_course_dirs
-    from .plugins import load_plugins
+    from .plugins import PluginContext, load_plugins
 
-    try:
-        settings = load_settings(args.settings)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     url = settings.grading_db_url()
     engine = make_engine(url)
     hint = f" --settings {settings.source}" if settings.source else ""
@@ -56,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     core = make_core(settings, engine)
     # Locally a folder; on Kubernetes each course's shared volume, mounted by the chart (courseStorage).
     ensure_course_dirs(settings, core.catalog())
-    plugins = load_plugins(getattr(settings.grading, "plugins", []) or [])
+    plugins = load_plugins(settings.grading.plugins, PluginContext(settings, engine))
     app = make_app(settings, core=core, plugins=plugins)
 
     service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
@@ -68,17 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> None:
         server = app.listen(port, address=ip, max_body_size=limit, xheaders=not settings.local)
         ctx = app.settings["coursehub"]
-        asyncio.get_running_loop().run_in_executor(ctx.executor, _sweep, core)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(ctx.executor, _sweep, core)
         log.info("grading service on http://%s:%d (database %s, storage %s)", ip, port, redact(url),
                  settings.storage_dir())
         from coursehub.grading.lms.runtime import start_background_sync
 
         start_background_sync(settings)  # LMS grade sync outbox; logs and stays off if no LMS is set up
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop.wait_async()  # SIGTERM/SIGINT (service_runner)
         ctx.stopping = True  # requests still arriving on open connections get 503 and retry
         server.stop()
         await asyncio.sleep(0.2)

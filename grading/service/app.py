@@ -27,7 +27,7 @@ from coursehub.platform.courses import Catalog, load_catalog
 from coursehub.platform.settings import Settings
 
 from .. import metrics
-from ..archive import Limits
+from ..archive import UploadLimits
 from ..db import make_engine, session_factory
 from ..storage import BlobStore
 from .auth import CourseRoles, make_hub_auth
@@ -110,9 +110,9 @@ def queue_counts(sessions: Any) -> dict[str, int]:
         return {}
 
 
-def limits_from(settings: Settings) -> Limits:
+def limits_from(settings: Settings) -> UploadLimits:
     g = settings.grading
-    return Limits(max_file_bytes=g.max_file_bytes, max_total_bytes=g.max_submission_bytes)
+    return UploadLimits(max_file_bytes=g.max_file_bytes, max_total_bytes=g.max_submission_bytes)
 
 
 def make_core(settings: Settings, engine: Any = None) -> ExchangeCore:

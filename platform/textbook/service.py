@@ -26,13 +26,14 @@ from urllib.parse import urlparse
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from ..courses import Catalog, Course, parse_course_group
+from ..courses import COURSE_ID_ROUTE, Catalog, Course
+from ..groups import courses_of
 from ..settings import Settings
 
 SERVICE_NAME = "textbooks"
 #: How often a served book is checked against its source (seconds).
 STALE_CHECK_SECONDS = 5.0
-COURSE_RE = r"([a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?)"
+COURSE_RE = COURSE_ID_ROUTE
 
 log = logging.getLogger("coursehub.textbooks")
 
@@ -275,7 +276,7 @@ class BookHandler(_hub_oauthenticated(), web.StaticFileHandler):  # type: ignore
 
 
 def _member(user: dict, course_id: str) -> bool:
-    return any((parsed := parse_course_group(g)) and parsed[0] == course_id for g in user.get("groups", []))
+    return course_id in courses_of(user.get("groups", []))
 
 
 def make_app(settings: Settings, catalog: Catalog, prefix: str = "/services/textbooks/") -> web.Application:
@@ -331,14 +332,26 @@ async def serve(settings: Settings, catalog: Catalog, stopped: asyncio.Event | N
     books.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def main() -> None:
-    from ..courses import load_catalog
-    from ..settings import load_settings
+def main(argv: list[str] | None = None) -> int:
+    """Started, logged and stopped like the other services (coursehub.platform.service_runner)."""
+    from .. import service_runner
 
-    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s textbooks] %(message)s")
-    settings = load_settings()
-    asyncio.run(serve(settings, load_catalog(settings.courses_dir)))
+    p = service_runner.parser("python -m coursehub.platform.textbook.service", "Serve the courses' textbooks.")
+    return service_runner.run(argv, p, _serve_until_stopped)
+
+
+def _serve_until_stopped(args, settings: Settings, stop) -> int:  # noqa: ANN001 - Namespace, service_runner.Stop
+    from ..courses import load_catalog
+
+    async def until_stopped() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        stop.on_stop(lambda: loop.call_soon_threadsafe(stopped.set))
+        await serve(settings, load_catalog(settings.courses_dir), stopped)
+
+    asyncio.run(until_stopped())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,7 +13,7 @@ from coursehub.grading.autograde.environment import CourseRuntime, EnvironmentNo
 from coursehub.grading.autograde.executors import LocalExecutor
 from coursehub.grading.autograde.grader import SubmissionJob
 from coursehub.grading.sandbox import bwrap
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 from coursehub.platform import environments as envs
 from coursehub.platform.settings import load_settings
 
@@ -87,7 +87,7 @@ def test_unbuilt_environment_is_refused_with_the_command_to_run(tmp_path):
     settings = load_settings(courses_dir=tmp_path / "courses", state_dir=tmp_path / "state")
     with pytest.raises(EnvironmentNotBuilt, match="coursehub env build c-1"):
         course_runtime(settings, "c-1")
-    executor = LocalExecutor(Limits(), settings=settings)
+    executor = LocalExecutor(KernelLimits(), settings=settings)
     config = Config()
     config.CourseDirectory.course_id = "c-1"
     job = SubmissionJob(student="s", assignment="a", notebooks={"nb": "{}"})

@@ -8,12 +8,12 @@ from nbgrader.api import MissingEntry
 from support import samples
 
 from coursehub.grading.autograde import steps
-from coursehub.grading.autograde.course import Course
+from coursehub.grading.autograde.course import NbgraderCourse
 
 
 @pytest.fixture(scope="module")
 def index(demo_course):
-    return Course(demo_course).source_index("ps1")
+    return NbgraderCourse(demo_course).source_index("ps1")
 
 
 def test_edited_test_cells_and_points_are_restored(demo_course, index):
@@ -21,7 +21,7 @@ def test_edited_test_cells_and_points_are_restored(demo_course, index):
     test = samples.cell(nbs, "test-mean")
     test.metadata["nbgrader"]["points"] = 99
     res = steps.resources_for("alice", "ps1", "part1", index)
-    out = nbformat.reads(steps.sanitize(nbformat.writes(nbs["part1"]), res, Course(demo_course).config), 4)
+    out = nbformat.reads(steps.sanitize(nbformat.writes(nbs["part1"]), res, NbgraderCourse(demo_course).config), 4)
     restored = samples.cell({"part1": out}, "test-mean")
     assert restored.source == index.cells["part1"]["test-mean"]["source"]
     assert "HIDDEN TESTS" in restored.source  # the hidden tests are back
@@ -29,7 +29,7 @@ def test_edited_test_cells_and_points_are_restored(demo_course, index):
 
 
 def test_source_index_answers_like_the_gradebook(demo_course, index):
-    with Course(demo_course).gradebook() as gb:
+    with NbgraderCourse(demo_course).gradebook() as gb:
         for nb in gb.find_assignment("ps1").notebooks:
             for cell in nb.source_cells:
                 mine = index.find_source_cell(cell.name, nb.name, "ps1")

@@ -18,7 +18,7 @@ from coursehub.grading.autograde.executors import LocalExecutor
 from coursehub.grading.queue import JobQueue
 from coursehub.grading.queue.models import DEAD, DONE, LEASED
 from coursehub.grading.queue.worker import QueueWorker
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 
 def _slow_correct(nbs):
@@ -117,7 +117,7 @@ def test_grader_crash_every_time_goes_to_dead_letters_without_blocking(course_co
     q = JobQueue(f"sqlite:///{tmp_path / 'queue.sqlite'}", max_attempts=2, backoff_base=0.2)
     q.create_tables()
     ids = {s: q.enqueue("demo-101", "ps1", s, {"course_dir": str(course)}) for s in ("crasher", "broken", "good1", "good2")}
-    worker = QueueWorker(q, LocalExecutor(Limits(cell_timeout_seconds=20), slot=56), lease_seconds=30,
+    worker = QueueWorker(q, LocalExecutor(KernelLimits(cell_timeout_seconds=20), slot=56), lease_seconds=30,
                          poll_seconds=0.1)
     try:
         worker.run(max_idle=2)

@@ -161,7 +161,8 @@ class GradingSettings(Section):
     max_attempts: int = Field(3, ge=1)
     sandbox: SandboxLimits = SandboxLimits()
     #: Grading-service plugins (modules with `setup(plugins)`); the course dashboard is one.
-    plugins: list[str] = ["coursehub.grading.dashboard", "coursehub.grading.queue.plugin"]
+    plugins: list[str] = ["coursehub.grading.dashboard", "coursehub.grading.queue.plugin",
+                          "coursehub.grading.instant.plugin"]
     lms: LmsSyncSettings = LmsSyncSettings()
 
 
@@ -200,6 +201,13 @@ class KubernetesSettings(Section):
     db_secret: str = "coursehub-db"
     #: Grading storage (submissions, feedback): size of its volume claim.
     grading_storage: Quantity = "50Gi"
+    #: The cluster's Kubernetes minor ("1.31"): picks the user-scheduler image (kube-scheduler of that minor).
+    version: str | None = Field(None, pattern=r"^1\.\d+$")
+    #: A Secret you create holding the LTI tool key (key `tool-key.pem`); unset: the chart generates one.
+    lti_key_secret: str | None = None
+    #: Image reference (as rendered, `name:tag`) -> its registry digest (`sha256:...`, or `name@sha256:...`
+    #: as `docker inspect` prints it): helm-values pins those images by digest.
+    image_digests: dict[str, str] = {}
 
 
 class Settings(Section):

@@ -5,7 +5,11 @@ side (panel.py) tells it, without changing the panel:
   reason is now one sentence, so the plugin titles the dialog "Not submitted" ("Submit after the
   deadline?" for the late warning) and shows the sentence as text;
 - after a submit the server answers with a receipt (the service's time, on time or late), which
-  nbgrader ignores; the plugin shows it as a notification that stays until dismissed.
+  nbgrader ignores; the plugin shows it as a notification that stays until dismissed;
+- when the assignment has instant feedback on, the answer also names the submission: the plugin
+  asks `assignments/instant` every 1.5 s (at most 3 minutes) until the visible tests' results are
+  in, and shows them as a second notification ("3 of 4 visible tests pass; failing: ...") whose
+  *Details* button lists each visible test with the last line of its error.
 
 No build step: it is a hand-written module-federation container (what `jupyter labextension
 build` would produce: `window._JUPYTERLAB[name]` with `init` and `get`), written at server start
@@ -57,18 +61,102 @@ PLUGIN_JS = r"""
     }).observe(document.body, { childList: true, subtree: true });
   }
 
+  function pollInstant(app, url, headers, instant, courseId) {
+    var base = url.split("?")[0].replace(/\/assignments\/submit$/, "/assignments/instant");
+    var query = "?course_id=" + encodeURIComponent(courseId) + "&assignment_id=" +
+      encodeURIComponent(instant.assignment_id) + "&submission_id=" + encodeURIComponent(instant.submission_id);
+    var tries = 0;
+    function again() { if (tries < 120) window.setTimeout(ask, 1500); }
+    function ask() {
+      tries += 1;
+      stockFetch.call(window, base + query, { method: "GET", headers: headers, credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (body) {
+          var v = body && body.success ? body.value : null;
+          if (v && v.done) {
+            app.commands.execute("apputils:notify", {
+              message: v.text, type: v.level, options: {
+                autoClose: false,
+                actions: [{ label: "Details", commandId: DETAILS, caption: "Which visible tests pass",
+                            args: { title: v.text, lines: v.details || [] } }]
+              }
+            });
+          } else {
+            again();
+          }
+        })
+        .catch(again);
+    }
+    window.setTimeout(ask, 1000);
+  }
+
+  var DETAILS = "coursehub:instant-feedback-details";
+
+  function showDetails(args) {
+    var old = document.querySelector(".coursehub-instant-details");
+    if (old) old.remove();
+    var box = document.createElement("div");
+    box.className = "coursehub-instant-details";
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-modal", "true");
+    box.setAttribute("aria-labelledby", "coursehub-instant-title");
+    box.style.cssText = "position:fixed;z-index:10000;top:15%;left:50%;transform:translateX(-50%);" +
+      "max-width:40em;width:90%;padding:1em 1.5em;background:var(--jp-layout-color1,#fff);" +
+      "color:var(--jp-ui-font-color1,#000);border:1px solid var(--jp-border-color1,#999);" +
+      "box-shadow:0 4px 16px rgba(0,0,0,.3);font-size:var(--jp-ui-font-size1,13px)";
+    var h = document.createElement("h2");
+    h.id = "coursehub-instant-title";
+    h.style.fontSize = "1.2em";
+    h.textContent = args.title || "Instant feedback";
+    var list = document.createElement("ul");
+    (args.lines || []).forEach(function (line) {
+      var li = document.createElement("li");
+      li.textContent = line;
+      list.appendChild(li);
+    });
+    var close = document.createElement("button");
+    close.className = "jp-Dialog-button jp-mod-accept jp-mod-styled";
+    close.textContent = "Close";
+    close.onclick = function () { box.remove(); };
+    box.addEventListener("keydown", function (e) { if (e.key === "Escape") box.remove(); });
+    box.appendChild(h);
+    box.appendChild(list);
+    box.appendChild(close);
+    document.body.appendChild(box);
+    close.focus();
+  }
+
+  function courseOf(text) {
+    try {
+      if (text.charAt(0) === "{") return JSON.parse(text).course_id || "";
+      return new URLSearchParams(text).get("course_id") || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  var stockFetch = window.fetch;
+
   function watchReceipts(app) {
     var stock = window.fetch;
     window.fetch = function (request, init) {
       var url = typeof request === "string" ? request : (request && request.url) || "";
+      var submit = /\/assignments\/submit(\?|$)/.test(url);
+      var isRequest = typeof request !== "string" && request && typeof request.clone === "function";
+      var headers = isRequest ? request.headers : ((init && init.headers) || {});
+      var sent = !submit ? null : isRequest ? request.clone().text().catch(function () { return ""; })
+        : Promise.resolve(typeof (init && init.body) === "string" ? init.body : "");
       var answer = stock.apply(this, arguments);
-      if (/\/assignments\/submit(\?|$)/.test(url)) {
+      if (submit) {
         answer.then(function (response) {
           return response.clone().json().then(function (body) {
             if (body && body.success && body.receipt) {
               app.commands.execute("apputils:notify", {
                 message: body.receipt, type: "success", options: { autoClose: false }
               });
+            }
+            if (body && body.success && body.instant) {
+              sent.then(function (text) { pollInstant(app, url, headers, body.instant, courseOf(text)); });
             }
           });
         }).catch(function () {});
@@ -82,6 +170,9 @@ PLUGIN_JS = r"""
     description: "coursehub: readable exchange messages and submission receipts in the Assignments panel",
     autoStart: true,
     activate: function (app) {
+      if (!app.commands.hasCommand(DETAILS)) {
+        app.commands.addCommand(DETAILS, { label: "Instant feedback details", execute: showDetails });
+      }
       watchDialogs();
       watchReceipts(app);
     }

@@ -53,7 +53,7 @@ class CoursehubAssignmentList(stock.AssignmentList):
     """nbgrader's AssignmentList, with errors as one sentence and submits that warn when late."""
 
     def _exchange(self, role: str, course_id: str | None, assignment_id: str | None = None,
-                  cached: bool = False, then: str = "start") -> Any:
+                  cached: bool = False, then: str = "start", args: tuple = ()) -> Any:
         """Build nbgrader's exchange app for `role` as nbgrader's handlers do; call its `then`."""
         with self.get_assignment_dir_config() as config:
             if role != "List":
@@ -69,12 +69,12 @@ class CoursehubAssignmentList(stock.AssignmentList):
             app = getattr(ExchangeFactory(config=config), role)(
                 coursedir=coursedir, authenticator=authenticator, config=config)
             step = getattr(app, then, None)  # `deadline` only exists on coursehub's list
-            return app, step() if step else None
+            return app, step(*args) if step else None
 
     def _guarded(self, role: str, course_id: str | None, assignment_id: str | None = None,
-                 cached: bool = False, then: str = "start") -> tuple[bool, Any]:
+                 cached: bool = False, then: str = "start", args: tuple = ()) -> tuple[bool, Any]:
         try:
-            return True, self._exchange(role, course_id, assignment_id, cached, then)
+            return True, self._exchange(role, course_id, assignment_id, cached, then, args)
         except ExchangeError as e:
             self.log.warning("Assignments panel: %s", failure(e))
             return False, failure(e)
@@ -123,12 +123,48 @@ class CoursehubAssignmentList(stock.AssignmentList):
         ok, out = self._guarded("Submit", course_id, assignment_id)
         if not ok:
             return {"success": False, "value": out}
-        return {"success": True, "receipt": getattr(out[0], "receipt", None)}
+        answer = {"success": True, "receipt": getattr(out[0], "receipt", None)}
+        info = getattr(out[0], "submission", None) or {}
+        if info.get("instant_feedback") and info.get("id") is not None:
+            answer["instant"] = {"submission_id": int(info["id"]), "assignment_id": assignment_id}
+        return answer
+
+    def instant_feedback(self, course_id: str, assignment_id: str, submission_id: int) -> dict:
+        """The visible tests' results of one of the student's submissions, as the panel shows them."""
+        ok, out = self._guarded("Submit", course_id, assignment_id, then="instant_result", args=(submission_id,))
+        if not ok:
+            return {"success": False, "value": out}
+        return {"success": True, "value": instant_notice(assignment_id, out[1])}
 
     def late_notice(self, course_id: str, assignment_id: str) -> LateNotice | None:
         """The warning to show before a late submit (None when on time or the deadline is unknown)."""
         ok, out = self._guarded("List", course_id, assignment_id, then="deadline")
         return late_notice(out[1]) if ok else None
+
+
+#: JupyterLab cuts a notification's message at 140 characters.
+NOTIFY_CHARS = 140
+LATER = "Hidden tests run only when your work is graded after the deadline; this is not your grade."
+
+
+def instant_notice(assignment_id: str, record: dict) -> dict:
+    """What the Lab plugin shows: a short `text` for the notification (JupyterLab keeps 140
+    characters), `details` (one line per visible test) for its Details dialog, a `level`
+    (success / warning / info) and whether the result is final (`done`: stop asking)."""
+    status = record.get("status", "")
+    if status == "pending":
+        return {"done": False, "status": status, "level": "info", "text": "", "details": []}
+    text = f"Instant feedback on {assignment_id}: {record.get('message') or 'no result.'}"
+    if len(text) > NOTIFY_CHARS:
+        text = text[:NOTIFY_CHARS - 1] + "\u2026"
+    tests = record.get("tests") or []
+    details = [f"{'PASS' if t.get('passed') else 'FAIL'} {t.get('cell_id')} ({t.get('points', 0):g} points)"
+               + (f": {t['error']}" if t.get("error") and not t.get("passed") else "") for t in tests]
+    details.append(LATER)
+    failing = [t for t in tests if not t.get("passed")]
+    level = "success" if status == "done" and tests and not failing else "warning" if failing else "info"
+    return {"done": True, "status": status, "level": level, "text": text, "details": details,
+            "passed": record.get("passed"), "total": record.get("total")}
 
 
 def _rel(path: str, root: str) -> str:
@@ -196,6 +232,8 @@ class AssignmentActionHandler(stock.BaseAssignmentHandler):
             listing = {"success": True, "value": []}  # done; the panel's next refresh lists again
         if out.get("receipt"):
             listing["receipt"] = out["receipt"]
+        if out.get("instant"):
+            listing["instant"] = out["instant"]
         self.finish(json.dumps(listing))
 
     async def _late_warning(self, course_id: str, assignment_id: str) -> str | None:
@@ -213,8 +251,22 @@ class AssignmentActionHandler(stock.BaseAssignmentHandler):
         return f"{notice.text} Press Submit again to submit it anyway."
 
 
+class InstantFeedbackHandler(stock.BaseAssignmentHandler):
+    """GET ?course_id=&assignment_id=&submission_id=: the instant result, while the plugin polls."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        course_id, assignment_id = self.get_argument("course_id"), self.get_argument("assignment_id")
+        raw = self.get_argument("submission_id")
+        if not raw.isdigit() or len(raw) > 18:
+            raise web.HTTPError(400, "submission_id must be a number")
+        out = await in_worker(self.manager.instant_feedback, course_id, assignment_id, int(raw), within=ANSWER_WITHIN)
+        self.finish(json.dumps(out or UNAVAILABLE_ANSWER))
+
+
 HANDLERS = [
     (r"/assignments", AssignmentListHandler),
+    (r"/assignments/instant", InstantFeedbackHandler),
     (r"/assignments/(?P<action>fetch|submit|fetch_feedback)", AssignmentActionHandler),
     (r"/courses", CourseListHandler),
     (r"/nbgrader_version", stock.NbGraderVersionHandler),

@@ -13,7 +13,10 @@ from urllib.parse import quote
 from nbgrader.exchange.abc import ExchangeSubmit as ABCSubmit
 from nbgrader.utils import find_all_notebooks
 
+from coursehub.platform.environments import running_environment
+
 from ..archive import collect_dir, pack
+from ..envparity import submission_headers
 from .base import CoursehubExchange
 from .lateness import receipt
 
@@ -25,6 +28,8 @@ def _q(value: str) -> str:
 class ExchangeSubmit(CoursehubExchange, ABCSubmit):
     #: One sentence after a successful submit (the service's time, on time or late).
     receipt: str | None = None
+    #: The service's answer to the submit (id, timestamp, late, and "instant_feedback" when it runs).
+    submission: dict | None = None
 
     def init_src(self) -> None:
         cd = self.coursedir
@@ -81,7 +86,8 @@ class ExchangeSubmit(CoursehubExchange, ABCSubmit):
         r = self.api(
             "POST", f"courses/{_q(cd.course_id)}/assignments/{_q(cd.assignment_id)}/submissions",
             data=pack(files), retry=True,
-            headers={"Content-Type": "application/x-tar", "X-Upload-Id": uuid.uuid4().hex},
+            headers={"Content-Type": "application/x-tar", "X-Upload-Id": uuid.uuid4().hex,
+                     **submission_headers(files, running_environment())},  # for the grader's parity check
         )
         info = r.json()
         self.timestamp = info["timestamp"]
@@ -89,6 +95,13 @@ class ExchangeSubmit(CoursehubExchange, ABCSubmit):
         self.receipt = receipt(info)
         (self.log.warning if info.get("late") else self.log.info)(self.receipt)
         self.log.info("Submitted as: %s %s %s", cd.course_id, cd.assignment_id, info["timestamp"])
+
+    def instant_result(self, submission_id: int) -> dict:
+        """The visible tests' results of one of the caller's submissions (instant feedback)."""
+        cd = self.coursedir
+        r = self.api("GET", f"courses/{_q(cd.course_id)}/assignments/{_q(cd.assignment_id)}/submissions/"
+                            f"{int(submission_id)}/instant")
+        return r.json()
 
 
 def _names(notebooks: list[str]) -> str:

@@ -20,7 +20,7 @@ from tornado import web
 from tornado.escape import xhtml_escape
 from tornado.ioloop import IOLoop
 
-from .. import metrics
+from .. import envparity, metrics
 from ..archive import HEADER_SLACK
 from .core import DB_RETRY_AFTER, Caller, CollectedEvent, ServiceError
 from .inputs import bounded, int_param, parse_body, short_param
@@ -287,12 +287,16 @@ class SubmissionsHandler(UploadMixin, BaseHandler):
         body = self.body()
         self._working = True
         try:
-            info = await self.run(self.core.submit, self.caller, course_id, assignment_id, body, upload_id)
+            info = await self.run(self.core.submit, self.caller, course_id, assignment_id, body, upload_id,
+                                  self.request.headers.get(envparity.HEADER_ENVIRONMENT),
+                                  self.request.headers.get(envparity.HEADER_KERNEL))
         finally:
             self._working = False
             self.release_slot()
         kind = "duplicate" if info["duplicate"] else ("late" if info["late"] else "on_time")
         metrics.SUBMISSIONS_RECEIVED.labels(kind).inc()
+        if not info["duplicate"] and self.ctx.plugins.submit_hooks:  # e.g. instant feedback (grading/instant)
+            info.update(await self.run(self.ctx.plugins.run_after_submit, info, self.core))
         info.pop("blob_path", None)
         self.write_json(info, status=200 if info["duplicate"] else 201)
 

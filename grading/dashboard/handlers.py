@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from tornado import web
+from tornado.web import create_signed_value, decode_signed_value
 
 from coursehub.grading.service.core import ServiceError
 from coursehub.grading.service.handlers import BaseHandler
 from coursehub.grading.service.inputs import bounded, int_param
+from coursehub.platform.courses import COURSE_ID_ROUTE
 
 log = logging.getLogger("coursehub.grading.dashboard")
-COURSE = r"([a-z0-9][a-z0-9-]{0,39})"
+COURSE = COURSE_ID_ROUTE
 FORMATS = {"csv": ("text/csv; charset=utf-8", "csv"), "canvas": ("text/csv; charset=utf-8", "csv"),
            "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")}
 
@@ -71,6 +75,7 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
     queue: dict[str, int] = {}
     dead: list[dict] = []
     sync: dict[str, int] = {}
+    sync_status: dict[tuple[str, str], str] = {}
     failed: list[dict] = []
     sessions = outbox_sessions(settings)
     try:
@@ -88,13 +93,44 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
     try:
         with sessions() as s:
             sync = status_counts(s, course.id)
+            sync_status = newest_sync_status(s, course.id)
             failed = [{"id": r.id, "student": r.student, "assignment": r.assignment, "score_given": r.score_given,
                        "score_maximum": r.score_maximum, "last_error": r.last_error}
                       for r in failed_rows(s, course.id)]
     except (OperationalError, ProgrammingError):
         problems.append("The LMS grade sync tables are missing (run: coursehub grading-db upgrade).")
+    from coursehub.grading.envparity import graded_environments
+
+    environments = graded_environments(Path(settings.state_dir) / "course-dirs" / course.id)
     return build_overview(course, grades, releases, submissions, queue=queue, dead_jobs=dead, sync=sync,
-                          sync_failed=failed, problems=problems)
+                          sync_failed=failed, problems=problems, sync_status=sync_status, environments=environments)
+
+
+def newest_sync_status(s: Any, course_id: str) -> dict[tuple[str, str], str]:
+    """(student, assignment) -> the status of the newest LMS outbox row (a newer grade replaces an older)."""
+    from coursehub.grading.lms.models import ScoreRow
+
+    rows = s.execute(select(ScoreRow.student, ScoreRow.assignment, ScoreRow.status)
+                     .where(ScoreRow.course_id == course_id).order_by(ScoreRow.id)).all()
+    return {(student, assignment): status for student, assignment, status in rows}
+
+
+#: Signs the dashboard's status lines: a `?msg=` someone else made up (a link in a phishing mail)
+#: is never shown. Per process: after a restart an old status line is simply not shown.
+_FLASH_KEY = secrets.token_bytes(32)
+FLASH_MAX_AGE_DAYS = 1 / 24 / 6  # ten minutes
+
+
+def flash(message: str) -> str:
+    return create_signed_value(_FLASH_KEY, "msg", message).decode()
+
+
+def unflash(value: str) -> str:
+    """The message of a `flash` value this process made in the last ten minutes, else ""."""
+    if not value:
+        return ""
+    raw = decode_signed_value(_FLASH_KEY, "msg", value, max_age_days=FLASH_MAX_AGE_DAYS)
+    return raw.decode("utf-8", "replace") if raw else ""
 
 
 class DashboardBase(BaseHandler):
@@ -119,7 +155,8 @@ class DashboardBase(BaseHandler):
         return f"{prefix}/dashboard/{quote(course_id)}/"
 
     def back(self, course_id: str, message: str) -> None:
-        self.redirect(self.base(course_id) + "?" + urlencode({"msg": message}))
+        """Back to the page with a status line only this service can write (see `flash`)."""
+        self.redirect(self.base(course_id) + "?" + urlencode({"msg": flash(message)}))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -146,7 +183,10 @@ class DashboardPage(DashboardBase):
         html = await self.run(render_page, overview, base=self.base(course_id),
                               xsrf=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
                               formgrader_url=f"{hub_prefix}/user-redirect/formgrader",
-                              message=bounded(self.get_argument("msg", ""), 500))
+                              message=bounded(unflash(self.get_argument("msg", "")[:4000]), 500),
+                              hub_home=f"{hub_prefix}/home", sort=self.get_argument("sort", "name")[:200],
+                              descending=self.get_argument("order", "") == "desc",
+                              query=self.get_argument("q", "")[:200], only_late=self.get_argument("late", "") == "1")
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(html)
@@ -234,11 +274,11 @@ class RosterSync(DashboardBase):
     async def post(self, course_id: str) -> None:
         course = self.staff_course(course_id)
         from coursehub.grading.lms.runtime import LmsNotConfigured, sync_course_roster
-        from coursehub.grading.lms.services import ServiceError
+        from coursehub.grading.lms.services import LmsServiceError
 
         try:
             reports = await sync_course_roster(self.cfg, course.id, gradebook_url_for(self.cfg, course.id))
-        except (LmsNotConfigured, ServiceError, ValueError) as e:
+        except (LmsNotConfigured, LmsServiceError, ValueError) as e:
             return self.back(course_id, f"Roster not updated: {e}.")
         joined = sum(len(r.joined) for r in reports)
         left = sum(len(r.left) for r in reports)

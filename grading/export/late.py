@@ -28,13 +28,20 @@ def seconds_late(timestamp: pd.Series, due: pd.Series) -> pd.Series:
     return late.clip(lower=0).fillna(0.0)
 
 
+def late_mask(late_seconds: pd.Series, policy: LatePolicy | None) -> pd.Series:
+    """Which submissions count as late under `policy`: the one rule behind the penalties here and
+    the dashboard's "late" (more than `grace_minutes` after the student's deadline)."""
+    grace = policy.grace_minutes * 60.0 if policy is not None else 0.0
+    return pd.Series(late_seconds.to_numpy(dtype=float) > grace, index=late_seconds.index)
+
+
 def policy_penalty(raw_score: pd.Series, late_seconds: pd.Series, policy: LatePolicy | None) -> pd.Series:
     """Points taken off each submission's raw score under `policy`."""
     if policy is None:
         return pd.Series(0.0, index=raw_score.index)
     raw = raw_score.to_numpy(dtype=float)
     secs = late_seconds.to_numpy(dtype=float)
-    late = secs > policy.grace_minutes * 60.0
+    late = late_mask(late_seconds, policy).to_numpy()
     days = np.ceil(secs / DAY)
     share = np.minimum(days * policy.penalty_percent_per_day / 100.0, 1.0)
     penalty = np.where(late, raw * share, 0.0)

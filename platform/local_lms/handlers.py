@@ -9,45 +9,17 @@ local-lms registration (configuration), never from the request's Host header.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import urlparse
 
-from jupyterhub.handlers import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ..lti.local_registration import CLIENT_ID, PLATFORM, linked_courses
+from ..lti.local_registration import CLIENT_ID, linked_courses
 from ..lti.targets import Target, open_path, textbook_pages
-from ..lti.web import ECHO_MAX, SecurityHeaders, bounded
-from ..settings import is_loopback
-from .lms import ROLE_URIS, LocalLms
-
-
-class LocalLmsBase(SecurityHeaders, BaseHandler):
-    """Loopback only; POSTs go through JupyterHub's XSRF check (the page's form carries `_xsrf`)."""
-
-    def prepare(self) -> Any:
-        auth = self.authenticator
-        if not getattr(auth, "local_lms", False) or not is_loopback(auth.hub_ip) \
-                or not is_loopback(self.request.remote_ip or ""):
-            raise web.HTTPError(403, "The local LMS page is only available on this machine, in local mode.")
-        return super().prepare()
-
-    @property
-    def lms(self) -> LocalLms:
-        auth = self.authenticator
-        lms = getattr(auth, "_coursehub_local_lms", None)
-        if lms is None:
-            reg = auth.registry.by_name(PLATFORM)
-            lms = LocalLms(Path(auth.state_dir), reg.issuer)
-            auth._coursehub_local_lms = lms
-        return lms
-
-    def hub_origin(self) -> str:
-        """scheme://host:port of the hub, from the local-lms registration (hub.public_url or ip:port)."""
-        parts = urlsplit(self.authenticator.registry.by_name(PLATFORM).auth_login_url)
-        return f"{parts.scheme}://{parts.netloc}"
+from ..lti.web import ECHO_MAX, bounded
+from .ags import service_handlers
+from .base import LocalLmsBase
+from .lms import ROLE_URIS
 
 
 class LmsPageHandler(LocalLmsBase):
@@ -134,4 +106,5 @@ def local_lms_handlers() -> list[tuple[str, type]]:
         ("/lms/launch", LmsLaunchHandler),
         ("/lms/auth", LmsAuthHandler),
         ("/lms/jwks", LmsJwksHandler),
+        *service_handlers(),
     ]

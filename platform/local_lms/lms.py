@@ -8,7 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jwt
 
@@ -16,6 +16,7 @@ from ..courses import Course, LtiContext
 from ..lti import claims as C
 from ..lti.keys import KeyPair, load_or_create_key_pair, local_lms_key_path
 from ..lti.local_registration import CLIENT_ID
+from .services import LocalServices
 
 ROLE_URIS = {
     "student": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
@@ -39,10 +40,17 @@ class PendingLaunch:
 class LocalLms:
     """Pending launches (by login_hint, single use, 10 minutes) and the signing of id_tokens."""
 
-    def __init__(self, state_dir: Path, issuer: str):
+    def __init__(self, state_dir: Path, issuer: str, services: LocalServices | None = None):
         self.key: KeyPair = load_or_create_key_pair(local_lms_key_path(state_dir))
         self.issuer = issuer
+        self.services = services
         self._pending: dict[str, PendingLaunch] = {}
+
+    def lineitems_url(self, context_id: str) -> str:
+        return f"{self.issuer}/ags/{quote(context_id, safe='')}/lineitems"
+
+    def memberships_url(self, context_id: str) -> str:
+        return f"{self.issuer}/nrps/{quote(context_id, safe='')}/memberships"
 
     def start(self, *, person: str, role: str, course: Course, context: LtiContext, kind: str,
               item: str) -> tuple[str, PendingLaunch]:
@@ -80,4 +88,10 @@ class LocalLms:
             C.LAUNCH_PRESENTATION: {"document_target": "window"},
             C.TOOL_PLATFORM: {"name": "coursehub local LMS", "guid": "coursehub-local-lms"},
         }
+        if self.services is not None:  # grades back (AGS) and the roster (NRPS), as a real LMS offers them
+            ctx = launch.context.context_id
+            claims[C.AGS_ENDPOINT] = {"scope": list(C.AGS_SCOPES), "lineitems": self.lineitems_url(ctx)}
+            claims[C.NRPS] = {"context_memberships_url": self.memberships_url(ctx), "service_versions": ["2.0"]}
+            self.services.record_member(ctx, launch.course.title, user_id=claims["sub"], name=launch.person,
+                                        email=claims["email"], roles=ROLE_URIS[launch.role])
         return jwt.encode(claims, self.key.private_pem, algorithm="RS256", headers={"kid": self.key.kid})

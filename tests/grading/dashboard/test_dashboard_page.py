@@ -52,10 +52,12 @@ def test_counts_from_exchange_and_gradebook(tmp_path):
     assert o.students == 7
 
     html = render_page(o, base="/services/grading/dashboard/c1/", xsrf="tok\"en", formgrader_url="/hub/user-redirect/formgrader")
-    assert "<script>" not in html
+    # the page's own two scripts (local times, table sorting) are the only ones: names are escaped
+    assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+    assert html.count("<script") == 2
     assert "Course &lt;one&gt;" in html and "First &amp; foremost" in html and "HTTP 400 &lt;b&gt;bad&lt;/b&gt;" in html
-    assert 'value="tok&quot;en"' in html
-    assert re.search(r"href='/hub/user-redirect/formgrader' target='_blank' rel='noopener'", html)
+    assert 'value="tok&#34;en"' in html and 'tok"en' not in html
+    assert re.search(r'href="/hub/user-redirect/formgrader" target="_blank" rel="noopener"', html)
     assert html.count("<svg") == 3 + 2  # three distributions, two timelines (ps03 has no deadline)
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids)), "inline SVGs must not share element ids"
@@ -81,3 +83,41 @@ def test_gradebook_location_follows_the_course_directory_config(tmp_path):
     assert gradebook_url_for(settings, "c1") == f"sqlite:///{root / 'gradebook.db'}"
     (root / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.db_url = 'postgresql://db/c1'\n")
     assert gradebook_url_for(settings, "c1") == "postgresql://db/c1"
+
+
+def test_late_follows_the_current_deadline_and_grace_not_the_stored_flag():
+    """An extension granted after a late submit makes it on time (as the export sees it); a
+    submission inside the grace period is on time; the exchange's flag from submit time is not used."""
+    from coursehub.platform.courses import Extension
+
+    c = course()
+    c = c.model_copy(update={"extensions": [Extension(student="ext", assignment="ps01",
+                                                      due=DUE + dt.timedelta(days=1))]})
+    at = lambda m: (DUE + dt.timedelta(minutes=m)).isoformat()  # noqa: E731
+    subs = [{"assignment_id": "ps01", "student_id": "ext", "submitted_at": at(120), "late": True},
+            {"assignment_id": "ps01", "student_id": "grace", "submitted_at": at(9), "late": True},
+            {"assignment_id": "ps01", "student_id": "late", "submitted_at": at(11), "late": False}]
+    o = build_overview(c, None, [], subs, sync_status={("late", "ps01"): "failed"})
+    cells = {line.student_id: line.cells["ps01"] for line in o.table}
+    assert {k: v.late for k, v in cells.items()} == {"ext": False, "grace": False, "late": True}
+    assert o.assignments[0].late == 1 and cells["late"].sync == "failed" and cells["ext"].sync == ""
+    html = render_page(o, base="/d/c1/", xsrf="x", formgrader_url="/f", sort="name", query="LAT")
+    assert "3 students" in html and "1 of 3 students shown" in html
+    assert html.count('<tr data-student="') == 1 and "LMS sync failed" in html
+
+
+def test_plots_have_text_alternatives_and_never_an_empty_timeline():
+    from coursehub.grading.dashboard.plots import score_histogram, submission_timeline, timeline_bins
+
+    svg = score_histogram([1.0, 2.0, 2.5], 9.0, "a")
+    assert 'role="img"' in svg and 'aria-labelledby="scores-a-title scores-a-desc"' in svg
+    assert '<title id="scores-a-title">Grade distribution</title>' in svg and "3 graded submissions" in svg
+    far = [-200.0, 150.0, 400.0]  # all outside ±72 h
+    window, bins = timeline_bins(far)
+    assert window >= 400 and sum(b.count for b in bins) == 3
+    assert "3 submissions" in submission_timeline(far, "b") and "outside" not in submission_timeline(far, "b")
+    o = build_overview(course(), None, [], [{"assignment_id": "ps01", "student_id": "one",
+                                             "submitted_at": DUE.isoformat(), "late": False}])
+    html = render_page(o, base="/d/c1/", xsrf="x", formgrader_url="/f")
+    assert "1 student in the gradebook" in html and "1 students" not in html
+    assert html.count("<details>") == 3 + 2  # a data table beside every plot

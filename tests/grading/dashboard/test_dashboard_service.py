@@ -59,6 +59,18 @@ def _post(svc, tokens, who, path, data=None):
                          timeout=60, allow_redirects=False)
 
 
+def _status(svc, tokens, who, redirect) -> str:
+    """The status line the page shows after a POST's redirect ("" when it shows none)."""
+    import re
+    from html import unescape
+
+    assert redirect.status_code == 302, redirect.text[:300]
+    page = requests.get(requests.compat.urljoin(svc.url, redirect.headers["Location"]), timeout=60,
+                        headers={"Authorization": f"token {tokens[who]}"})
+    found = re.search(r'<p class="note" role="status">(.*?)</p>', page.text, re.S)
+    return unescape(found.group(1)) if found else ""
+
+
 def _db(state: Path) -> Session:
     return Session(create_engine(f"sqlite:///{state / 'grading.sqlite'}"))
 
@@ -69,7 +81,7 @@ def test_staff_see_the_page_students_do_not(env):
         r = _get(svc, tokens, who, f"dashboard/{COURSE}/")
         assert r.status_code == 200, r.text[:500]
         assert "Problem set 1" in r.text and "<svg" in r.text
-        assert "user-redirect/formgrader' target='_blank'" in r.text
+        assert 'user-redirect/formgrader" target="_blank"' in r.text
     for who in ("stu", "outsider"):
         r = _get(svc, tokens, who, f"dashboard/{COURSE}/")
         assert r.status_code == 403
@@ -83,9 +95,42 @@ def test_staff_see_the_page_students_do_not(env):
 def test_page_counts(env):
     svc, tokens, _ = env
     html = _get(svc, tokens, "prof", f"dashboard/{COURSE}/").text
-    row = html.split("data-assignment='ps1'>", 1)[1].split("</tr>", 1)[0]
-    assert "<td class='submitted'>10</td>" in row  # everyone submitted (counted from the gradebook)
-    assert "<td class='released'>no</td>" in row
+    row = html.split('<tr data-assignment="ps1">', 1)[1].split("</tr>", 1)[0]
+    assert 'class="submitted">10</td>' in row  # everyone submitted (counted from the gradebook)
+    assert 'class="released">no</td>' in row
+
+
+def test_student_table_late_agrees_with_the_export(env):
+    """One rule for "late": a cell is marked late exactly where the export takes a late penalty
+    (the course has 10 % per day), and the page's late count per assignment is the same number."""
+    import re
+    from html import unescape
+
+    svc, tokens, _ = env
+    html = _get(svc, tokens, "prof", f"dashboard/{COURSE}/").text
+    long = pd.read_csv(io.BytesIO(_get(svc, tokens, "prof", f"dashboard/{COURSE}/export?format=csv&long=1").content),
+                       dtype={"student_id": str})
+    long["student_id"] = long["student_id"].str.replace(r"^'(?=[=+@-])", "", regex=True)  # the CSV's formula guard
+    marked = {}
+    for sid, body in re.findall(r'<tr data-student="([^"]*)"(.*?)</tr>', html, re.S):
+        for aid, cell in re.findall(r'<td class="num cell" data-assignment="([^"]*)"[^>]*>(.*?)</td>', body, re.S):
+            marked[(unescape(sid), aid)] = 'class="badge late"' in cell
+    assert len(marked) == 10 * 2
+    penalized = {(r.student_id, r.assignment): bool(r.late_submission_penalty > 0) for r in long.itertuples()
+                 if r.raw_score > 0}
+    assert any(penalized.values()), "the synthetic gradebook has late work"
+    assert {k: marked[k] for k in penalized} == penalized
+    for aid in ("ps1", "ps2"):
+        row = html.split(f'<tr data-assignment="{aid}">', 1)[1].split("</tr>", 1)[0]
+        late = int(re.search(r'class="late">(\d+)</td>', row).group(1))
+        assert late == sum(v for (_s, a), v in marked.items() if a == aid)
+    # sorting and filtering work without JavaScript too
+    by_score = _get(svc, tokens, "prof", f"dashboard/{COURSE}/", params={"sort": "ps1", "order": "desc"}).text
+    order = re.findall(r'<tr data-student="([^"]*)"', by_score)
+    scores = long[long["assignment"] == "ps1"].set_index("student_id")["score"]
+    assert [scores[unescape(o)] for o in order] == sorted(scores, reverse=True)
+    only = _get(svc, tokens, "prof", f"dashboard/{COURSE}/", params={"q": "eve"}).text
+    assert re.findall(r'<tr data-student="([^"]*)"', only) == ["=2+2"]
 
 
 def test_exports_from_the_dashboard(env):
@@ -121,19 +166,30 @@ def test_sync_retry_button_and_sync_now(env):
     with _db(state) as s:
         assert s.get(ScoreRow, row_id).status == "failed"
     r = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/retry", {"id": str(row_id)})
-    assert r.status_code == 302 and "msg=" in r.headers["Location"]
+    assert _status(svc, tokens, "prof", r) == "1 grade(s) will be sent again."
     with _db(state) as s:
         assert s.get(ScoreRow, row_id).status == "pending"
     # "send now" queues every changed grade; with no LMS registered it says why nothing went out
     r = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/now")
-    assert r.status_code == 302
-    assert "not+sent" in r.headers["Location"] or "not%20sent" in r.headers["Location"]
+    assert "not sent" in _status(svc, tokens, "prof", r)
     with _db(state) as s:
         queued = s.scalars(select(ScoreRow).where(ScoreRow.status == "pending")).all()
         assert len(queued) == 20  # 10 students x 2 assignments (the older stu/ps1 row was superseded)
         assert s.get(ScoreRow, row_id).status == "superseded"
     again = _post(svc, tokens, "prof", f"dashboard/{COURSE}/sync/now")
-    assert "msg=0+changed+grade" in again.headers["Location"], "nothing changed since: nothing queued"
+    assert _status(svc, tokens, "prof", again).startswith("0 changed grade"), "nothing changed since: nothing queued"
+
+
+def test_a_made_up_status_line_is_not_shown(env):
+    """?msg= from a link someone else wrote (phishing) must not appear as the service's own words."""
+    svc, tokens, _ = env
+    page = _get(svc, tokens, "prof", f"dashboard/{COURSE}/", params={"msg": "Your session expired: log in at evil"})
+    assert page.status_code == 200 and "evil" not in page.text and 'role="status"' not in page.text
+    from coursehub.grading.dashboard.handlers import flash
+
+    signed_elsewhere = flash("Your session expired: log in at evil")  # another process's key
+    page = _get(svc, tokens, "prof", f"dashboard/{COURSE}/", params={"msg": signed_elsewhere})
+    assert "evil" not in page.text
 
 
 def test_dead_job_retry(env):

@@ -80,4 +80,4 @@ def test_who_may_not_see_the_pages(scenario):
 
 def test_the_dashboard_links_the_course_pages(scenario):
     html = get(scenario, "prof", f"dashboard/{COURSE}/").text
-    assert f"/services/grading/course/{COURSE}/staff" in html and f"/services/grading/course/{COURSE}/'" in html
+    assert f"/services/grading/course/{COURSE}/staff" in html and f'/services/grading/course/{COURSE}/"' in html

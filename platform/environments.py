@@ -10,6 +10,8 @@ images are in `environments_build` and `environments_image`; shared data in `env
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 SPEC_DIR = "environment"
 LOCK_FILE = "requirements.lock"
 MARKER_FILE = ".coursehub-env.json"
+#: What a server (or an image) says when it runs no course environment: coursehub's own.
+DEFAULT_ENVIRONMENT = "default"
+#: Set in course images (which have no marker in the interpreter's prefix) to the lock's sha256.
+ENVIRONMENT_VAR = "COURSEHUB_ENVIRONMENT"
 #: Locks are resolved for the platform user servers, images and sandboxes run on.
 LOCK_PLATFORM = "linux"
 #: Files that go into the spec hash (and so into the lock, the env name and the image tag).
@@ -376,3 +382,31 @@ def runtime_paths(python: Path) -> list[Path]:
             if key.strip() == "home" and value.strip():
                 paths.append(Path(value.strip()).resolve().parent)
     return paths
+
+
+def environment_id(lock: LockInfo | None) -> str:
+    """How an environment is named in parity checks: its lock's sha256, or `default`."""
+    return lock.sha256 if lock is not None else DEFAULT_ENVIRONMENT
+
+
+def course_environment_id(course_folder: Path) -> str:
+    """The environment a course's submissions must come from: its current lock's sha256, or
+    `default` for a course without an environment folder (or without a lock yet)."""
+    if not has_spec(course_folder):
+        return DEFAULT_ENVIRONMENT
+    return environment_id(read_lock(spec_folder(course_folder) / LOCK_FILE))
+
+
+def running_environment(prefix: str | None = None) -> str:
+    """The environment this process runs in: `$COURSEHUB_ENVIRONMENT` (course images), else the
+    lock hash in the marker `env build` leaves in the environment's prefix, else `default`.
+    The exchange client sends it with each submission so the grader can check parity."""
+    from_env = os.environ.get(ENVIRONMENT_VAR, "").strip().lower()
+    if re.fullmatch(r"[0-9a-f]{64}", from_env):
+        return from_env
+    try:
+        marker = json.loads((Path(prefix or sys.prefix) / MARKER_FILE).read_text())
+    except (OSError, ValueError):
+        return DEFAULT_ENVIRONMENT
+    lock_sha = str(marker.get("lock_sha256", "")) if isinstance(marker, dict) else ""
+    return lock_sha if re.fullmatch(r"[0-9a-f]{64}", lock_sha) else DEFAULT_ENVIRONMENT

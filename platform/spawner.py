@@ -18,7 +18,8 @@ from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from . import isolation
-from .profiles import CourseProfile, courses_of, is_staff
+from .groups import courses_of, is_staff
+from .profiles import CourseProfile
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

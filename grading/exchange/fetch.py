@@ -13,11 +13,11 @@ from urllib.parse import quote
 from nbgrader.exchange.abc import ExchangeFetchAssignment as ABCFetchAssignment
 from nbgrader.exchange.abc import ExchangeFetchFeedback as ABCFetchFeedback
 
-from ..archive import Limits, read_archive, write_files
+from ..archive import UploadLimits, read_archive, write_files
 from .base import CoursehubExchange
 
 #: Downloads come from the service, which validated them on upload; bounds still apply.
-DOWNLOAD_LIMITS = Limits(max_file_bytes=2**34, max_total_bytes=2**36, max_entries=10**6)
+DOWNLOAD_LIMITS = UploadLimits(max_file_bytes=2**34, max_total_bytes=2**36, max_entries=10**6)
 
 
 def _q(value: str) -> str:

@@ -1,13 +1,14 @@
 """The local autograder grades a course in the course's own environment, with its shared data.
 
-One course (built once per module with real uv) needs `roman`, a small package coursehub's own
-environment lacks, and reads a read-only dataset from course.yaml `data:`. A correct submission gets
+One course (built once per session with real uv: support/course_env.py) needs `roman`, a small package
+coursehub's own environment lacks, and reads a read-only dataset from course.yaml `data:`. A correct submission gets
 full marks only in the course environment; code importing a package that only coursehub's .venv has
 fails as it would for the student; the dataset is readable and never writable.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,19 +17,13 @@ from pathlib import Path
 import nbformat
 import pytest
 from support import samples
+from support.course_env import ENV_COURSE, ENV_EXTRA, ENV_VENV_ONLY
 
+from coursehub.grading import envparity
 from coursehub.platform import environments as envs
-from coursehub.platform.environments_build import EnvBuildError, build, find_uv, lock
 
-COURSE = "tab-env-1"
-EXTRA = "roman"  # in the course environment only
-VENV_ONLY = "pandas"  # in coursehub's .venv only
+COURSE, EXTRA, VENV_ONLY = ENV_COURSE, ENV_EXTRA, ENV_VENV_ONLY
 DATASET = "/srv/data/numbers"
-
-try:
-    find_uv()
-except EnvBuildError:
-    pytest.skip("uv is not installed (pip install uv)", allow_module_level=True)
 
 
 def _nb_cell(source: str, grade_id: str, *, solution: bool = False, points: int = 0) -> nbformat.NotebookNode:
@@ -56,31 +51,13 @@ def _source_notebook(env: Path) -> nbformat.NotebookNode:
 
 
 @pytest.fixture(scope="module")
-def course_env(tmp_path_factory):
-    """(settings file, catalog course folder, built env): one environment build for the module."""
+def course_env(built_course_env, tmp_path_factory):
+    """(settings file, catalog course folder, built env): the session's one environment build."""
     if sys.platform != "linux":
-        pytest.skip("the sandbox is Linux-only")
-    root = tmp_path_factory.mktemp("course-env")
-    folder = root / "courses" / COURSE
-    (folder / "environment").mkdir(parents=True)
-    (folder / "data" / "numbers").mkdir(parents=True)
-    (folder / "data" / "numbers" / "values.txt").write_text("42\n")
-    for d in (root, root / "courses", folder, folder / "data", folder / "data" / "numbers"):
-        d.chmod(0o755)  # the sandbox's unprivileged uid reads the dataset
-    (folder / "data" / "numbers" / "values.txt").chmod(0o644)
-    (folder / "course.yaml").write_text(f"id: {COURSE}\ntitle: Roman numerals\n"
-                                        "data:\n  - name: numbers\n    path: data/numbers\n")
-    (folder / "environment" / "requirements.txt").write_text(f"{EXTRA}\n")
-    spec = envs.load_spec(folder)
-    lock(spec)
-    env = build(spec, root / "state", progress=False)
-    python = env / "bin" / "python"
-    assert subprocess.run([str(python), "-c", f"import {EXTRA}"]).returncode == 0
-    assert subprocess.run([str(python), "-c", f"import {VENV_ONLY}"], capture_output=True).returncode != 0
-    assert subprocess.run([sys.executable, "-c", f"import {EXTRA}"], capture_output=True).returncode != 0
-    settings = root / "settings.yaml"
-    settings.write_text(f"courses_dir: {root / 'courses'}\nstate_dir: {root / 'state'}\n")
-    return settings, folder, env
+        pytest.fail("the sandbox is Linux-only")
+    settings = tmp_path_factory.mktemp("course-env-settings") / "settings.yaml"
+    settings.write_text(f"courses_dir: {built_course_env.courses_dir}\nstate_dir: {built_course_env.state_dir}\n")
+    return settings, built_course_env.folder, built_course_env.env
 
 
 def _nbgrader_course(root: Path, env: Path) -> Path:
@@ -90,10 +67,10 @@ def _nbgrader_course(root: Path, env: Path) -> Path:
     return samples.make_course(root / "course", source, course_id=COURSE)
 
 
-def _autograde(course: Path, settings: Path) -> subprocess.CompletedProcess:
+def _autograde(course: Path, settings: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     return subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course),
-                           "--settings", str(settings), "--workers", "1", "--no-progress", "--force"],
+                           "--settings", str(settings), "--workers", "1", "--no-progress", "--force", *extra],
                           env=env, capture_output=True, text=True)
 
 
@@ -122,6 +99,7 @@ def test_graded_in_the_course_environment_with_its_data(course_env, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # all 5 points: roman imports, the kernel runs the course's python, the data is read, not written
     assert _scores(course) == {"right": 5.0, "venv-only": 3.0, "vandal": 5.0}
+    assert "3 submission(s) recorded no environment" in proc.stdout  # written without the exchange: no parity check
     assert (folder / "data" / "numbers" / "values.txt").read_text() == "42\n"
     assert sorted(p.name for p in (folder / "data" / "numbers").iterdir()) == ["values.txt"]
 
@@ -146,3 +124,30 @@ def test_an_unbuilt_environment_is_refused_not_graded(course_env, tmp_path):
     assert f"coursehub env build {COURSE}" in proc.stderr
     assert _scores(course) == {}
     assert not (course / "autograded").exists()
+
+
+def test_a_submission_from_another_environment_is_refused_unless_accepted(course_env, tmp_path):
+    """Parity: each submission carries the environment its server ran (as `nbgrader collect` leaves
+    it); one from coursehub's own environment gets a status, not a grade, until the instructor
+    accepts it. The grade records the environment it was made in."""
+    settings, folder, env = course_env
+    lock_sha = envs.read_lock(folder / "environment" / envs.LOCK_FILE).sha256
+    course = _nbgrader_course(tmp_path, env)
+    for student, made_in in (("same-env", lock_sha), ("own-env", envs.DEFAULT_ENVIRONMENT)):
+        _submit(course, student, "import roman\nnumeral = roman.toRoman(14)\n")
+        (course / "submitted" / student / "ps1" / envparity.RECORD_FILE).write_bytes(
+            envparity.Recorded(made_in, "python3").to_bytes())
+    proc = _autograde(course, settings)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "environment mismatch (not graded)" in proc.stdout
+    assert f"own-env: it was made in environment default, the course's is {lock_sha[:12]}" in proc.stdout
+    assert _scores(course) == {"same-env": 5.0}  # no grade at all for own-env, not a wrong one
+    assert not (course / "autograded" / "own-env").exists()
+    assert envparity.graded_environment(course / "autograded" / "same-env" / "ps1") == lock_sha
+
+    proc = _autograde(course, settings, "--student", "own-env", "--accept-environment-mismatch")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _scores(course) == {"same-env": 5.0, "own-env": 5.0}
+    graded = json.loads((course / "autograded" / "own-env" / "ps1" / envparity.RECORD_FILE).read_text())
+    assert graded == {"graded_environment": lock_sha, "environment": "default", "kernel": "python3",
+                      "parity": "accepted"}

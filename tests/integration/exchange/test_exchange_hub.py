@@ -20,6 +20,7 @@ from nbgrader.api import Gradebook
 from support.hub import running_hub
 from support.net import wait_until
 
+from coursehub.grading import envparity
 from coursehub.grading.exchange.launch import fetch_for_launch
 from coursehub.paths import SOURCE_ROOT
 
@@ -125,5 +126,9 @@ def test_release_fetch_submit_collect_through_the_hub(tmp_path):
         with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", course_id="demo-101") as gb:
             sub = gb.find_submission("ps1", "stud")
             assert sub.max_score == 10 and sub.score == 0
+        # Environment parity: the student's server (the platform's environment here) reported it with
+        # the submit, the collect left it, and the worker recorded what it graded in.
+        assert envparity.read_record(collected) == envparity.Recorded("default", "python3")
+        assert envparity.graded_environment(course_dir / "autograded" / "stud" / "ps1") == "default"
         hub.stop_server("stud")
         hub.stop_server("prof")

@@ -20,6 +20,8 @@ RECEIVED_KINDS = ("on_time", "late", "duplicate")
 REFUSED_REASONS = ("too_large", "invalid", "not_allowed", "rate_limited", "store_full", "database_busy",
                    "other")
 DB_COMPONENTS = ("service", "worker")
+ROSTER_OUTCOMES = ("ok", "incomplete", "failed")
+ROSTER_CHANGES = ("added", "removed")
 
 QUEUE_DEPTH = Gauge("coursehub_grading_queue_jobs", "Autograde jobs in the queue by state (read at scrape)",
                     ["state"], registry=REGISTRY)
@@ -41,6 +43,12 @@ STORE_FULL = Gauge("coursehub_grading_store_full",
 DB_BUSY = Counter("coursehub_grading_db_busy_total",
                   "Times the grading database was locked or unreachable (service: answered 503; worker: "
                   "waited and retried)", ["component"], registry=REGISTRY)
+ROSTER_SYNCS = Counter("coursehub_grading_lms_roster_syncs_total",
+                       "NRPS roster syncs of one LMS course, by outcome (incomplete: a page was missing, "
+                       "nobody was taken as gone)", ["outcome"], registry=REGISTRY)
+ROSTER_MEMBERS = Counter("coursehub_grading_lms_roster_members_total",
+                         "People roster syncs changed: added (joined the course, or came back) or "
+                         "removed from a course group (left, or their role changed)", ["change"], registry=REGISTRY)
 
 for _state in QUEUE_STATES:
     QUEUE_DEPTH.labels(_state)
@@ -56,6 +64,10 @@ for _reason in REFUSED_REASONS:
     SUBMISSIONS_REFUSED.labels(_reason)
 for _component in DB_COMPONENTS:
     DB_BUSY.labels(_component)
+for _outcome in ROSTER_OUTCOMES:
+    ROSTER_SYNCS.labels(_outcome)
+for _change in ROSTER_CHANGES:
+    ROSTER_MEMBERS.labels(_change)
 STORE_FULL.set(0)
 
 

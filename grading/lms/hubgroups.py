@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from coursehub.platform.courses import course_group
+from coursehub.platform.groups import course_group
 
 from .httpclient import Http, Response
 

@@ -2,7 +2,8 @@
 
 Two sources, both from the LMS: each student's newest launch (the hub's LTI store: identity
 display name and email, the LTI user id) and the NRPS roster (`lms_roster`: given and family name
-as well). The roster's parts win where both exist, as the launch carries only a full name. The
+as well). The roster's parts win where both exist, as the launch carries only a full name; the LMS
+id is the LMS's own where a launch brought it (Canvas's numeric user id), else the LTI `sub`. The
 gradebook is updated only where a value changed, so running this often is cheap.
 """
 
@@ -21,13 +22,15 @@ def launch_students(store: Any, course_id: str, since: float | None = None) -> d
     """{username: Student fields} for everyone whose newest launch in the course was as a student
     (and after `since`, epoch seconds, when given)."""
     out: dict[str, dict] = {}
+    lms_ids = store.platform_user_ids()  # e.g. Canvas's numeric ids: what its gradebook import matches
     for row in store.services(course=course_id):
         if row.get("role") != "student" or (since is not None and float(row.get("updated_at") or 0) <= since):
             continue
         ident = store.find_identity(row["issuer"], row["subject"])
         name = ident.display_name if ident else ""
         email = ident.email if ident else ""
-        out[row["username"]] = student_record(row["username"], row["subject"], name, "", "", email)
+        lms_id = lms_ids.get((row["issuer"], row["subject"])) or row["subject"]
+        out[row["username"]] = student_record(row["username"], lms_id, name, "", "", email)
     return out
 
 
@@ -47,5 +50,7 @@ def course_students(store: Any, sessions: sessionmaker[Session], course_id: str,
         if since is not None and username not in merged:
             continue
         base = merged.get(username, {"id": username})
-        merged[username] = {**base, **{k: v for k, v in rec.items() if v is not None}}
+        # the launch's LMS id wins: it is the LMS's own (Canvas's number) where the LMS sent one
+        merged[username] = {**base, **{k: v for k, v in rec.items()
+                                       if v is not None and not (k == "lms_user_id" and base.get(k))}}
     return [merged[u] for u in sorted(merged)]

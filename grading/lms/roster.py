@@ -27,15 +27,17 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from coursehub.platform.groups import STAFF_ROLES
 from coursehub.platform.lti.roles import course_role, is_course_role
 
-from .models import RosterRow, utcnow
-from .records import LaunchServices, PlatformRegistration
+from .. import metrics
+from ..clock import naive_utcnow as utcnow
+from .models import RosterRow
+from .records import LaunchServices, ServiceRegistration
 from .services import Page, ServiceClient
 
 log = logging.getLogger("coursehub.grading.lms")
 
-STAFF = ("instructor", "ta")
 DEFAULT_GRACE = dt.timedelta(days=14)
 
 
@@ -47,7 +49,7 @@ class RosterSink(Protocol):
 
 
 class Identities(Protocol):
-    def username_for(self, platform: PlatformRegistration, lti_user_id: str, name: str, email: str) -> str: ...
+    def username_for(self, platform: ServiceRegistration, lti_user_id: str, name: str, email: str) -> str: ...
 
 
 @dataclass
@@ -103,6 +105,22 @@ def student_record(username: str, lti_user_id: str, name: str, given: str, famil
 async def sync_roster(sessions: sessionmaker[Session], client: ServiceClient, svc: LaunchServices,
                       sink: RosterSink, identities: Identities, now: dt.datetime | None = None,
                       grace: dt.timedelta = DEFAULT_GRACE) -> RosterReport:
+    """One NRPS sync of one LMS context, counted in the roster metrics (outcome, people added and
+    removed) whether it succeeds or raises."""
+    try:
+        report = await _sync_roster(sessions, client, svc, sink, identities, now, grace)
+    except BaseException:
+        metrics.ROSTER_SYNCS.labels("failed").inc()
+        raise
+    metrics.ROSTER_SYNCS.labels("ok" if report.complete else "incomplete").inc()
+    metrics.ROSTER_MEMBERS.labels("added").inc(len(report.joined))
+    metrics.ROSTER_MEMBERS.labels("removed").inc(len(report.removed))
+    return report
+
+
+async def _sync_roster(sessions: sessionmaker[Session], client: ServiceClient, svc: LaunchServices,
+                       sink: RosterSink, identities: Identities, now: dt.datetime | None,
+                       grace: dt.timedelta) -> RosterReport:
     now = now or utcnow()
     page = await client.members(svc)
     active, gone, observers = _split(page)
@@ -127,6 +145,8 @@ async def sync_roster(sessions: sessionmaker[Session], client: ServiceClient, sv
     remove: dict[str, list[str]] = {}
     students: list[dict] = []
     ended: list[str] = []
+    lookup = getattr(identities, "platform_user_ids", None)
+    lms_ids = lookup(issuer) if lookup is not None else {}
     with sessions() as s:
         rows = {r.lti_user_id: r for r in s.scalars(
             select(RosterRow).where(RosterRow.course_id == svc.course_id, RosterRow.issuer == issuer))}
@@ -149,14 +169,15 @@ async def sync_roster(sessions: sessionmaker[Session], client: ServiceClient, sv
             row.status, row.last_seen, row.left_at, row.access_ended_at = "active", now, None, None
             by_role.setdefault(role, []).append(username)
             if role == "student":
-                students.append(student_record(username, uid, name, given, family, email))
+                lms_id = lms_ids.get(uid) or uid  # the LMS's own id (Canvas's number) from a launch, if any
+                students.append(student_record(username, lms_id, name, given, family, email))
         for uid, row in rows.items():
             leaving = uid in gone or uid in confirmed_gone
             if leaving and row.status != "left":
                 row.status, row.left_at = "left", now
                 report.left.append(row.username)
             if row.status == "left" and row.access_ended_at is None and (
-                    row.role in STAFF or (row.left_at is not None and row.left_at + grace <= now)):
+                    row.role in STAFF_ROLES or (row.left_at is not None and row.left_at + grace <= now)):
                 remove.setdefault(row.role, []).append(row.username)
                 row.access_ended_at = now
                 ended.append(row.username)
@@ -186,12 +207,16 @@ class StoreIdentities:
     def __init__(self, store):  # noqa: ANN001 - coursehub.platform.lti.store.LtiStore
         self.store = store
 
-    def username_for(self, platform: PlatformRegistration, lti_user_id: str, name: str, email: str) -> str:
+    def username_for(self, platform: ServiceRegistration, lti_user_id: str, name: str, email: str) -> str:
         from coursehub.platform.lti.identity import username_candidates
 
         return self.store.claim_identity(platform.issuer, lti_user_id,
                                          username_candidates(platform.name, platform.issuer, lti_user_id),
                                          display_name=name, email=email).username
+
+    def platform_user_ids(self, issuer: str) -> dict[str, str]:
+        """{sub: the LMS's own user id} that launches brought (Canvas's numeric ids)."""
+        return {sub: uid for (_iss, sub), uid in self.store.platform_user_ids(issuer).items()}
 
 
 class GradebookSink:

@@ -23,7 +23,7 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default
 
-from coursehub.platform.profiles import courses_of, is_staff
+from coursehub.platform.groups import courses_of, is_staff
 
 from .profiles import visible_profiles
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import jwt
 
 from ..courses import Course
+from ..groups import STAFF_ROLES
 from . import claims as C
 from .keys import KeyPair
 from .refusal import LaunchRefused
@@ -26,7 +27,6 @@ from .targets import textbook_pages
 from .validation import ValidLaunch
 
 RESOURCE_LINK_TYPE = "ltiResourceLink"
-STAFF_ROLES = ("instructor", "ta")
 #: Line items we create carry this tag, so grade sync can tell them from the LMS's own columns.
 LINEITEM_TAG = "coursehub"
 #: Seconds a picker stays valid, and the response token's lifetime.

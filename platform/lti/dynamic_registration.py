@@ -1,5 +1,5 @@
 """LTI Dynamic Registration 1.0, the tool's side: fetch the platform's OpenID configuration,
-register with it, and turn its answer into a `Registration`.
+register with it, and turn its answer into a `LaunchRegistration`.
 
 The hub makes outgoing requests to URLs a browser handed it, so each one is checked first (SSRF):
 https only (plain http only to a loopback address, and only when the hub runs in local mode), no
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .registry import ASYMMETRIC_ALGORITHMS, Registration, origin_of
+from .registry import ASYMMETRIC_ALGORITHMS, LaunchRegistration, origin_of
 
 PLATFORM_CONFIG = "https://purl.imsglobal.org/spec/lti-platform-configuration"
 TOOL_CONFIG = "https://purl.imsglobal.org/spec/lti-tool-configuration"
@@ -147,13 +147,13 @@ async def register(policy: UrlPolicy, config: dict, registration_token: str, too
     return answer
 
 
-def registration_from(name: str, config: dict, answer: dict) -> Registration:
-    """The Registration of a platform from its OpenID configuration and registration answer."""
+def registration_from(name: str, config: dict, answer: dict) -> LaunchRegistration:
+    """The LaunchRegistration of a platform from its OpenID configuration and registration answer."""
     tool = answer.get(TOOL_CONFIG) if isinstance(answer.get(TOOL_CONFIG), dict) else {}
     deployment = tool.get("deployment_id")
     algs = config.get("id_token_signing_alg_values_supported")
     algorithms = tuple(a for a in algs if a in ASYMMETRIC_ALGORITHMS) if isinstance(algs, list) else ()
-    return Registration(
+    return LaunchRegistration(
         name=name, issuer=config["issuer"], client_ids=(answer["client_id"],),
         deployment_ids=(deployment,) if isinstance(deployment, str) and 0 < len(deployment) <= 255 else (),
         auth_login_url=config["authorization_endpoint"], jwks_url=config["jwks_uri"],

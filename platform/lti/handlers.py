@@ -30,6 +30,7 @@ from .audit import audit
 from .deep_linking_pages import show_picker
 from .open_page import OpenHandler
 from .pages import PageMixin
+from .platform_ids import canvas_user_id
 from .refusal import LaunchRefused
 from .roles import course_role, is_course_role
 from .targets import open_path, resolve_target
@@ -45,6 +46,11 @@ __all__ = ["CallbackHandler", "LoginInitHandler", "OpenHandler", "ToolConfigHand
 
 def nonce_for(nonce_state: str) -> str:
     return hashlib.sha256(nonce_state.encode()).hexdigest()
+
+
+def _disabled() -> LaunchRefused:
+    return LaunchRefused("platform_disabled", "This LMS's registration with coursehub is switched off. Ask "
+                         "your course's instructor to contact the coursehub operators.", 403)
 
 
 class LoginInitHandler(SecurityHeaders, PageMixin, LTI13LoginInitHandler):
@@ -71,6 +77,8 @@ class LoginInitHandler(SecurityHeaders, PageMixin, LTI13LoginInitHandler):
             return await self.refuse(LaunchRefused(
                 reason, "This LMS is not registered with coursehub. Ask your course's instructor to contact "
                 "the coursehub operators.", 403), **ids)
+        if auth.registration_store.is_disabled(registration):
+            return await self.refuse(_disabled(), platform=registration.name, **ids)
         deployment = args.get("lti_deployment_id")
         if deployment and deployment not in registration.deployment_ids:
             return await self.refuse(LaunchRefused(
@@ -146,6 +154,8 @@ class CallbackHandler(SecurityHeaders, PageMixin, LTI13CallbackHandler):
         if registration is None:
             return await self.refuse(LaunchRefused("unknown_issuer", "This LMS is no longer registered.", 403))
         ids: dict[str, Any] = {"platform": registration.name, "iss": registration.issuer}
+        if auth.registration_store.is_disabled(registration):  # rejected since the login started
+            return await self.refuse(_disabled(), **ids)
         try:
             launch = await auth.validator.validate(id_token, registration, nonce_for(cookie.get("nonce_state", "")))
         except LaunchRefused as refusal:
@@ -192,6 +202,9 @@ class CallbackHandler(SecurityHeaders, PageMixin, LTI13CallbackHandler):
             subject=launch.subject, role=role, ags=launch.claims.get(C.AGS_ENDPOINT),
             nrps=launch.claims.get(C.NRPS), resource_link=launch.resource_link,
         )
+        lms_user_id = canvas_user_id(launch.custom)
+        if lms_user_id:  # for the LMS's gradebook import (exports match students by it)
+            auth.store.save_platform_user_id(launch.issuer, launch.subject, lms_user_id)
         target = resolve_target(course, launch.custom, launch.target_link_uri)
         audit(self.log, "accepted", "ok", **ids, user=user.name, course=course.id, role=role,
               target=f"{target.kind}:{target.item}" if target.item else target.kind)

@@ -1,4 +1,5 @@
-"""Platforms registered through LTI Dynamic Registration, and the one-time links that allow it.
+"""Platforms registered through LTI Dynamic Registration, the one-time links that allow it, and
+the operators' approve/reject decisions on them.
 
 They live in the LTI database (next to `store.py`'s tables, on the same engine), so a registration
 survives restarts and needs no YAML edit; YAML registrations keep working beside them. A link's
@@ -14,7 +15,7 @@ import time
 
 import sqlalchemy as sa
 
-from .registry import Registration
+from .registry import LaunchRegistration
 
 metadata = sa.MetaData()
 
@@ -22,7 +23,7 @@ registrations = sa.Table(
     "coursehub_lti_registrations", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("issuer", sa.String(512), nullable=False),
-    #: JSON of Registration.to_dict().
+    #: JSON of LaunchRegistration.to_dict().
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
@@ -35,6 +36,18 @@ links = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+
+#: Operator decisions on stored registrations (`coursehub lti approve|reject NAME`). No row: active,
+#: as every registration is when it arrives (the admin's one-time link was the approval).
+states = sa.Table(
+    "coursehub_lti_registration_states", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("changed_by", sa.String(255), nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=False),
+)
+ACTIVE, DISABLED = "active", "disabled"
 
 
 def _sha(token: str) -> str:
@@ -68,13 +81,45 @@ class RegistrationStore:
             return None
         return {"name": row.name, "created_by": row.created_by}
 
-    def save(self, registration: Registration) -> None:
+    def save(self, registration: LaunchRegistration) -> None:
         with self.engine.begin() as c:
             c.execute(sa.insert(registrations).values(
                 name=registration.name, issuer=registration.issuer,
                 data=json.dumps(registration.to_dict()), created_at=time.time()))
 
-    def all(self) -> list[Registration]:
+    def all(self, active_only: bool = False) -> list[LaunchRegistration]:
+        """Stored registrations, oldest first (only the active ones with `active_only`)."""
+        return [LaunchRegistration.from_dict(json.loads(r["data"])) for r in self.listing()
+                if r["state"] == ACTIVE or not active_only]
+
+    def listing(self) -> list[dict]:
+        """Every stored registration with its state and who set it: {"name", "issuer", "data" (JSON),
+        "created_at", "state", "changed_by", "changed_at"}."""
+        q = (sa.select(registrations, states.c.state, states.c.changed_by, states.c.changed_at)
+             .join(states, states.c.name == registrations.c.name, isouter=True)
+             .order_by(registrations.c.created_at))
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(registrations).order_by(registrations.c.created_at)).all()
-        return [Registration.from_dict(json.loads(r.data)) for r in rows]
+            return [{**dict(r._mapping), "state": r.state or ACTIVE} for r in c.execute(q)]
+
+    def set_state(self, name: str, state: str, changed_by: str) -> bool:
+        """Approve (ACTIVE) or reject (DISABLED) a stored registration; False if there is none."""
+        if state not in (ACTIVE, DISABLED):
+            raise ValueError(f"state must be {ACTIVE!r} or {DISABLED!r}")
+        with self.engine.begin() as c:
+            if c.execute(sa.select(registrations.c.name).where(registrations.c.name == name)).first() is None:
+                return False
+            c.execute(sa.delete(states).where(states.c.name == name))
+            c.execute(sa.insert(states).values(name=name, state=state, changed_by=changed_by[:255],
+                                               changed_at=time.time()))
+        return True
+
+    def is_disabled(self, registration: LaunchRegistration) -> bool:
+        """True when this very registration is stored and an operator rejected it (a settings entry
+        of the same name is another registration: it is not affected). Read at every launch, so a
+        decision made with the command line holds at once, without a hub restart."""
+        q = (sa.select(registrations.c.data)
+             .join(states, states.c.name == registrations.c.name)
+             .where(registrations.c.name == registration.name, states.c.state == DISABLED))
+        with self.engine.connect() as c:
+            data = c.execute(q).scalar()
+        return data is not None and LaunchRegistration.from_dict(json.loads(data)) == registration

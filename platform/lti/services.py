@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .keys import KeyPair, load_or_create_key_pair, tool_key_path
-from .registry import Registration
+from .registry import LaunchRegistration
 from .store import LtiStore
 
 
@@ -45,9 +45,9 @@ def tool_key(settings: Any) -> KeyPair:
     return load_or_create_key_pair(tool_key_path(Path(settings.state_dir)))
 
 
-def registrations(settings: Any) -> dict[str, Registration]:
+def registrations(settings: Any) -> dict[str, LaunchRegistration]:
     """Registered platforms by name, including the local LMS page's in local mode."""
-    regs = {p.name: Registration.from_dict(p.model_dump()) for p in settings.auth.lti.platforms}
+    regs = {p.name: LaunchRegistration.from_dict(p.model_dump()) for p in settings.auth.lti.platforms}
     if settings.local and settings.auth.lti.local_lms and "local-lms" not in regs:
         from .local_registration import registration
 
@@ -57,7 +57,7 @@ def registrations(settings: Any) -> dict[str, Registration]:
     return regs
 
 
-def dynamic_registrations(settings: Any) -> list[Registration]:
+def dynamic_registrations(settings: Any) -> list[LaunchRegistration]:
     """Platforms the hub stored through LTI Dynamic Registration (none before the hub's first start)."""
     from .registration_store import RegistrationStore
 
@@ -66,7 +66,7 @@ def dynamic_registrations(settings: Any) -> list[Registration]:
         return []  # reading must not create the hub's database
     store = open_store(settings)
     try:
-        return RegistrationStore(store.engine).all()
+        return RegistrationStore(store.engine).all(active_only=True)  # rejected ones get no grades
     finally:
         store.dispose()
 

@@ -1,4 +1,5 @@
-"""The LTI tables coursehub keeps itself: issued nonces, identities and launch services.
+"""The LTI tables coursehub keeps itself: issued nonces, identities, launch services and the
+LMS's own user ids.
 
 JupyterHub's database is not ours to extend, and auth_state is overwritten on every launch, so
 these live in a small database of their own: SQLite in the state folder by default, or tables
@@ -16,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+
+from ..database import make_engine
 
 metadata = sa.MetaData()
 
@@ -60,6 +63,16 @@ launch_services = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 
+#: The LMS's own user id where it differs from the LTI `sub` (Canvas's numeric id, sent as the custom
+#: parameter `canvas_user_id`): what the LMS's gradebook import matches students by.
+platform_user_ids = sa.Table(
+    "coursehub_lti_platform_user_ids", metadata,
+    sa.Column("issuer", sa.String(512), primary_key=True),
+    sa.Column("subject", sa.String(512), primary_key=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -74,13 +87,11 @@ class LtiStore:
     """All reads and writes of the LTI tables, on one SQLAlchemy engine."""
 
     def __init__(self, url: str):
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         # hide_parameters: a failing statement never puts names or emails into an error log.
-        self.engine = sa.create_engine(url, future=True, hide_parameters=True, **kwargs)
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        # durable=False (SQLite synchronous=NORMAL): commits survive a hub crash without an fsync
+        # each; a power cut may lose the last moments (a nonce spent then could be accepted once
+        # more within its few minutes of validity, still bound to the same browser's cookie).
+        self.engine = make_engine(url, durable=False, hide_parameters=True)
         metadata.create_all(self.engine)
 
     # --- nonces -------------------------------------------------------------------------------
@@ -194,6 +205,30 @@ class LtiStore:
             else:
                 c.execute(sa.insert(launch_services).values(username=username, course=course, **values))
 
+    # --- the LMS's own user ids ---------------------------------------------------------------
+    def save_platform_user_id(self, issuer: str, subject: str, user_id: str) -> None:
+        """Remember the LMS's own id of (issuer, sub), e.g. Canvas's numeric user id; the newest wins."""
+        _check_ids(platform_user_ids, issuer=issuer, subject=subject, user_id=user_id)
+        with self.engine.begin() as c:
+            where = (platform_user_ids.c.issuer == issuer, platform_user_ids.c.subject == subject)
+            if c.execute(sa.update(platform_user_ids).where(*where).values(
+                    user_id=user_id, updated_at=time.time())).rowcount == 0:
+                try:
+                    with c.begin_nested():
+                        c.execute(sa.insert(platform_user_ids).values(issuer=issuer, subject=subject, user_id=user_id,
+                                                                      updated_at=time.time()))
+                except IntegrityError:  # a concurrent first launch stored it: same person, same id
+                    c.execute(sa.update(platform_user_ids).where(*where).values(user_id=user_id,
+                                                                                updated_at=time.time()))
+
+    def platform_user_ids(self, issuer: str | None = None) -> dict[tuple[str, str], str]:
+        """{(issuer, sub): the LMS's own user id} (of one issuer when given)."""
+        q = sa.select(platform_user_ids)
+        if issuer is not None:
+            q = q.where(platform_user_ids.c.issuer == issuer)
+        with self.engine.connect() as c:
+            return {(r.issuer, r.subject): r.user_id for r in c.execute(q)}
+
     def services(self, username: str | None = None, course: str | None = None) -> list[dict]:
         q = sa.select(launch_services)
         if username is not None:
@@ -213,16 +248,6 @@ class LtiStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL with synchronous=NORMAL: commits survive a hub crash without an fsync each; a power
-    cut may lose the last moments (a nonce spent then could be accepted once more within its
-    few minutes of validity, still bound to the same browser's cookie)."""
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
 
 
 def _check_ids(table: sa.Table, **values: str | None) -> None:

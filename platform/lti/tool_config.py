@@ -4,7 +4,9 @@ configuration of Dynamic Registration, from one list of endpoints, messages and 
 Canvas imports the JSON of `/hub/lti13/config` as a developer key: it reads `title`,
 `description`, `oidc_initiation_url`, `target_link_uri`, `public_jwk_url`, `scopes`,
 `custom_fields` and `extensions[].settings.placements` (each with `placement`, `message_type`,
-`target_link_uri`); unknown keys are ignored, so the same JSON also lists the generic fields.
+`target_link_uri`); unknown keys are ignored, so the same JSON also lists the generic fields. Its
+custom field `canvas_user_id=$Canvas.user.id` gives each launch Canvas's numeric user id, which
+Canvas's gradebook import needs (`platform_ids.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 from jupyterhub.utils import url_path_join
 
 from . import claims as C
+from .platform_ids import CANVAS_USER_ID, CANVAS_USER_ID_VARIABLE
 
 SCOPES = (*C.AGS_SCOPES, C.NRPS_SCOPE)
 CLAIMS = ("iss", "sub", "name", "given_name", "family_name", "email")
@@ -48,7 +51,8 @@ def tool_configuration(hub: str, title: str, description: str) -> dict:
         "jwks_uri": urls["jwks"],
         "scopes": list(SCOPES),
         "messages": [{"type": C.RESOURCE_LINK_REQUEST}, {"type": C.DEEP_LINKING_REQUEST}],
-        "custom_fields": {},
+        # Canvas's numeric user id on every launch: its gradebook import matches students by it
+        "custom_fields": {CANVAS_USER_ID: CANVAS_USER_ID_VARIABLE},
         "claims": list(CLAIMS),
         "extensions": [{
             "domain": urlsplit(hub).hostname or "",
@@ -85,6 +89,7 @@ def registration_request(hub: str, title: str, description: str) -> dict:
             "description": description,
             "target_link_uri": urls["target"],
             "claims": list(CLAIMS),
+            "custom_parameters": {CANVAS_USER_ID: CANVAS_USER_ID_VARIABLE},
             "messages": [
                 {"type": C.RESOURCE_LINK_REQUEST, "target_link_uri": urls["target"]},
                 {"type": C.DEEP_LINKING_REQUEST, "target_link_uri": urls["target"], "label": f"Add from {title}",

@@ -134,6 +134,26 @@ class FakeLms:
         return {"context_memberships_url": f"{self.url}/nrps/{context_id}/memberships",
                 "service_versions": ["2.0"]}
 
+    def add_lineitem(self, context_id: str, fields: dict) -> str:
+        """A new line item (a gradebook column) in a context; returns its URL."""
+        url = f"{self.url}/ags/{context_id}/lineitems/{len(self.lineitems) + 1}"
+        self.lineitems[url] = {**fields, "id": url, "_context": context_id}
+        return url
+
+    def lineitems_of(self, context_id: str) -> list[dict]:
+        return [{k: v for k, v in i.items() if not k.startswith("_")} for i in self.lineitems.values()
+                if i["_context"] == context_id]
+
+    def link_launch(self, link: dict, **spec: Any) -> LaunchSpec:
+        """A launch of a link made by deep linking, as the LMS sends it: the item's URL and custom
+        parameters, the link's own resource link id and, when it has one, its line item in the AGS claim."""
+        item = link["item"]
+        extra = {C.RESOURCE_LINK: {"id": link["resource_link_id"], "title": item.get("title", "")}}
+        if link["lineitem"]:
+            extra[C.AGS_ENDPOINT] = {**self.ags_claim(link["context"]), "lineitem": link["lineitem"]}
+        return LaunchSpec(context_id=link["context"], deployment_id=link["deployment"], custom=item.get("custom", {}),
+                          target_link_uri=item.get("url", ""), **{"extra": extra, **spec})
+
     # --- keys and faults -------------------------------------------------------------------------
     @property
     def key(self) -> KeyPair:
@@ -395,10 +415,7 @@ class LineItemsHandler(Base):
     def post(self, context: str) -> None:
         if not self.check_token("lineitem"):
             return
-        body = json.loads(self.request.body or b"{}")
-        n = str(len(self.lms.lineitems) + 1)
-        item = {**body, "id": f"{self.lms.url}/ags/{context}/lineitems/{n}", "_context": context}
-        self.lms.lineitems[item["id"]] = item
+        item = self.lms.lineitems[self.lms.add_lineitem(context, json.loads(self.request.body or b"{}"))]
         self.write_json({k: v for k, v in item.items() if not k.startswith("_")}, 201,
                         content_type="application/vnd.ims.lis.v2.lineitem+json")
 
@@ -488,8 +505,14 @@ class DeepLinkReturnHandler(Base):
             return self.write_json({"error": "invalid response", "why": problems}, 400)
         context = claims[C.DL_DATA].removeprefix("dl-data-")
         for item in claims.get(C.DL_CONTENT_ITEMS, []):
-            self.lms.created_links.append({"context": context, "deployment": claims[C.DEPLOYMENT_ID],
-                                           "item": item, "data": claims[C.DL_DATA]})
+            link = {"context": context, "deployment": claims[C.DEPLOYMENT_ID], "item": item,
+                    "data": claims[C.DL_DATA], "resource_link_id": f"rl-{context}-{len(self.lms.created_links) + 1}",
+                    "lineitem": None}
+            if isinstance(item.get("lineItem"), dict):  # as Canvas and Moodle do: the link gets its column
+                link["lineitem"] = self.lms.add_lineitem(context, {
+                    **{k: v for k, v in item["lineItem"].items() if k in ("label", "scoreMaximum", "resourceId", "tag")},
+                    "resourceLinkId": link["resource_link_id"]})
+            self.lms.created_links.append(link)
         self.write_json({"created": len(claims.get(C.DL_CONTENT_ITEMS, []))})
 
 

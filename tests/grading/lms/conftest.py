@@ -14,7 +14,7 @@ from tornado.testing import bind_unused_port
 
 from coursehub.grading.lms.httpclient import Http
 from coursehub.grading.lms.models import Base
-from coursehub.grading.lms.records import LaunchServices, PlatformRegistration
+from coursehub.grading.lms.records import LaunchServices, ServiceRegistration
 from coursehub.grading.lms.services import ServiceClient
 from coursehub.grading.lms.tokens import TokenClient, ToolKey
 from coursehub.platform.lti.keys import generate_key_pair
@@ -69,7 +69,7 @@ async def lms(tool_pair, clock):
 
 @pytest.fixture
 def platform(lms):
-    return PlatformRegistration(name="fake", issuer=lms.base_url, token_url=lms.token_url())
+    return ServiceRegistration(name="fake", issuer=lms.base_url, token_url=lms.token_url())
 
 
 @pytest.fixture
@@ -101,3 +101,29 @@ def launch(platform, lms, student: str, course: str = "c1", context: str = "ctx1
 @pytest.fixture
 def students(platform, lms):
     return StaticServices([launch(platform, lms, s) for s in ("ann", "bob", "cy", "dee")])
+
+
+def serve_hub_records_lms(tmp_path, *, course_dir: str | None = "c1"):  # noqa: ANN201
+    """The fake LMS on loopback plus the settings the grading side reads the hub's records with:
+    (lms, server, settings). The tool key is where the hub generates it on first start."""
+    from types import SimpleNamespace
+
+    from coursehub.grading.lms.runtime import outbox_sessions
+    from coursehub.platform.lti.keys import load_or_create_key_pair, tool_key_path
+
+    state = tmp_path / "state"
+    key = load_or_create_key_pair(tool_key_path(state))
+    if course_dir:
+        (state / "course-dirs" / course_dir).mkdir(parents=True)  # the service makes it at start
+    lms = AgsState(tool_jwk=key.public_jwk(), client_id="tool-9")
+    sock, port = bind_unused_port()
+    server = HTTPServer(web.Application(ags_handlers(lms)))
+    server.add_sockets([sock])
+    lms.base_url = f"http://127.0.0.1:{port}"
+    platform = SimpleNamespace(name="campus", issuer=lms.base_url, token_url=lms.token_url(),
+                               auth_login_url=f"{lms.base_url}/auth", jwks_url=f"{lms.base_url}/jwks")
+    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None), courses_dir=None,
+                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
+                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
+    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    return lms, server, settings

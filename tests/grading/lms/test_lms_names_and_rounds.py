@@ -17,6 +17,8 @@ from coursehub.grading.lms.runtime import course_round, outbox_sessions, sync_co
 from coursehub.platform.lti.keys import load_or_create_key_pair, tool_key_path
 from coursehub.platform.lti.store import LtiStore
 
+from .conftest import serve_hub_records_lms
+
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 
 
@@ -33,20 +35,8 @@ def launched(store, lms_url, username, sub, role="student", name="", email=""):
 
 
 async def test_names_from_launches_and_the_roster_and_lineitems_from_course_yaml(tmp_path, monkeypatch):
-    state = tmp_path / "state"
-    key = load_or_create_key_pair(tool_key_path(state))
-    (state / "course-dirs" / "c1").mkdir(parents=True)  # the service makes it at start
-    lms = AgsState(tool_jwk=key.public_jwk(), client_id="tool-9")
-    sock, port = bind_unused_port()
-    server = HTTPServer(web.Application(ags_handlers(lms)))
-    server.add_sockets([sock])
-    lms.base_url = f"http://127.0.0.1:{port}"
-    platform = SimpleNamespace(name="campus", issuer=lms.base_url, token_url=lms.token_url(),
-                               auth_login_url=f"{lms.base_url}/auth", jwks_url=f"{lms.base_url}/jwks")
-    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None), courses_dir=None,
-                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
-                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
-    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    lms, server, settings = serve_hub_records_lms(tmp_path)
+    state = settings.state_dir
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     store = LtiStore(f"sqlite:///{state / 'lti.sqlite'}")
     try:

@@ -6,12 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
-from fakelms.ags import AgsState, ags_handlers
 from nbgrader.api import Gradebook
 from support.synthetic_gradebook import build_gradebook
-from tornado import web
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from coursehub.grading.export import load_grades
 from coursehub.grading.gradebook import create_gradebook
@@ -21,23 +17,14 @@ from coursehub.grading.lms.runtime import make_sender, outbox_sessions, sync_cou
 from coursehub.platform.lti.keys import load_or_create_key_pair, tool_key_path
 from coursehub.platform.lti.store import LtiStore
 
+from .conftest import serve_hub_records_lms
+
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 
 
 async def test_roster_and_grades_through_the_hubs_records(tmp_path):
-    state = tmp_path / "state"
-    key = load_or_create_key_pair(tool_key_path(state))  # what the hub generates on first start
-    lms = AgsState(tool_jwk=key.public_jwk(), client_id="tool-9")
-    sock, port = bind_unused_port()
-    server = HTTPServer(web.Application(ags_handlers(lms)))
-    server.add_sockets([sock])
-    lms.base_url = f"http://127.0.0.1:{port}"
-    platform = SimpleNamespace(name="campus", issuer=lms.base_url, token_url=lms.token_url(),
-                               auth_login_url=f"{lms.base_url}/auth", jwks_url=f"{lms.base_url}/jwks")
-    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None),
-                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
-                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
-    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    lms, server, settings = serve_hub_records_lms(tmp_path, course_dir=None)
+    state = settings.state_dir
     store = LtiStore(f"sqlite:///{state / 'lti.sqlite'}")
     try:
         # the instructor launched once: the course's AGS and NRPS endpoints are known

@@ -12,7 +12,7 @@ from nbconvert.exporters import HTMLExporter
 from support.exchange import OTHER, make_courses, make_notebook
 from traitlets.config import Config
 
-from coursehub.grading.archive import Limits, pack
+from coursehub.grading.archive import UploadLimits, pack
 from coursehub.grading.storage import BlobStore
 from coursehub.platform.courses import load_catalog
 
@@ -81,7 +81,7 @@ def core(tmp_path):
     url = f"sqlite:///{tmp_path / 'g.sqlite'}"
     engine = make_engine(url)
     upgrade(url, engine)
-    yield ExchangeCore(session_factory(engine), BlobStore(tmp_path / "store"), lambda: catalog, Limits())
+    yield ExchangeCore(session_factory(engine), BlobStore(tmp_path / "store"), lambda: catalog, UploadLimits())
     engine.dispose()
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from fakelms import running_fake_lms
-from support.hub import running_hub
+from support.hub import deep_merge, running_hub
 
 from coursehub.paths import SOURCE_ROOT
 from coursehub.platform.lti.identity import username_candidates
@@ -22,6 +24,8 @@ def make_courses(root: Path) -> Path:
     courses = root / "courses"
     demo = courses / "demo-101"
     shutil.copytree(SOURCE_ROOT / "courses" / "demo-101", demo)
+    # graded in the platform's environment: building demo-101's own is tested in tests/integration/environments
+    shutil.rmtree(demo / "environment", ignore_errors=True)
     spec = yaml.safe_load((demo / "course.yaml").read_text())
     spec["lti"].append({"platform": PLATFORM, "deployment_id": "dep-1", "context_id": "ctx-101"})
     (demo / "course.yaml").write_text(yaml.safe_dump(spec))
@@ -34,21 +38,27 @@ def make_courses(root: Path) -> Path:
     return courses
 
 
-@pytest.fixture(scope="module")
-def lti_env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lti")
+@contextmanager
+def lti_hub(root: Path, extra: dict | None = None) -> Iterator[tuple]:
+    """(hub, fake LMS): a real hub with the fake LMS registered and the two courses linked to it."""
     courses = make_courses(root)
     with running_fake_lms() as lms:
-        settings = {
+        settings = deep_merge({
             "courses_dir": str(courses),
             "auth": {"dev_login": False, "lti": {
                 "platforms": [lms.platform_settings(PLATFORM, ("dep-1",))],
                 "jwks_min_refetch_seconds": 0, "local_lms": True,
             }},
-        }
+        }, extra or {})
         with running_hub(root, settings=settings) as hub:
             lms.tool_jwks_url = f"{hub.url}/hub/lti13/jwks"
             yield hub, lms
+
+
+@pytest.fixture(scope="module")
+def lti_env(tmp_path_factory):
+    with lti_hub(tmp_path_factory.mktemp("lti")) as env:
+        yield env
 
 
 def username_for(lms, sub: str) -> str:

@@ -97,3 +97,35 @@ def test_configuration_checked_against_its_url(lti_env, override, reason):
     finally:
         lms.openid_overrides = {}
     assert r.status_code == 400 and f'data-reason="{reason}"' in r.text
+
+
+def test_operators_reject_and_approve_a_registration_with_the_cli(lti_env, capsys):
+    """`coursehub lti reject NAME` holds at the next launch (no hub restart); `approve` undoes it."""
+    from coursehub.cli import main
+
+    hub, lms = lti_env
+    assert open_as_lms(registration_link(hub, "dynoff"), lms).status_code == 200
+    client_id = f"coursehub-dyn-{len(lms.tool_registrations)}"
+
+    def launch_status() -> tuple[int, str]:
+        r = launch(requests.Session(), hub.url, lms, LaunchSpec(sub=new_sub(), roles=[ROLE["instructor"]],
+                                                                extra={"aud": client_id}), client_id=client_id)
+        return r.status_code, r.text
+
+    assert launch_status()[0] == 404  # accepted: the "not set up" page (no course names dynoff)
+    cli = ["lti", "--settings", str(hub.settings_file)]
+    assert main([*cli, "reject", "dynoff"]) == 0
+    status, page = launch_status()
+    assert status == 403 and 'data-reason="platform_disabled"' in page
+    assert "outcome=refused reason=platform_disabled" in hub.log()
+    capsys.readouterr()
+    assert main([*cli, "registrations", "--disabled"]) == 0
+    listed = capsys.readouterr().out
+    assert "dynoff" in listed and "disabled" in listed and client_id in listed
+
+    assert main([*cli, "approve", "dynoff"]) == 0
+    assert launch_status()[0] == 404
+    capsys.readouterr()
+    assert main([*cli, "registrations", "--disabled"]) == 0
+    assert "dynoff" not in capsys.readouterr().out
+    assert main([*cli, "reject", "no-such-platform"]) == 1

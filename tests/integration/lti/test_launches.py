@@ -26,6 +26,26 @@ def session_cookie_set(r: requests.Response) -> bool:
         "jupyterhub-session-id" in r.headers.get("Set-Cookie", "")
 
 
+def test_launch_keeps_the_canvas_user_id_of_its_custom_claim(lti_env):
+    """Canvas substitutes `$Canvas.user.id` (asked for by /hub/lti13/config); an LMS that does not
+    sends the variable's text, which is not taken."""
+    hub, lms = lti_env
+    canvas, other = new_sub(), new_sub()
+    for sub, value in ((canvas, "4711"), (other, "$Canvas.user.id")):
+        r = launch(requests.Session(), hub.url, lms, LaunchSpec(sub=sub, custom={"canvas_user_id": value}))
+        assert r.status_code == 302, r.text[:500]
+    assert requests.get(f"{hub.url}/hub/lti13/config", timeout=30).json()["custom_fields"] == {
+        "canvas_user_id": "$Canvas.user.id"}
+    from .conftest import store_of
+
+    store = store_of(hub)
+    try:
+        ids = store.platform_user_ids(lms.issuer)
+        assert ids.get((lms.issuer, canvas)) == "4711" and (lms.issuer, other) not in ids
+    finally:
+        store.dispose()
+
+
 def test_student_launch_signs_in_with_course_role_and_services(lti_env):
     hub, lms = lti_env
     sub = new_sub()

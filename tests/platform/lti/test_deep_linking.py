@@ -13,7 +13,7 @@ from coursehub.platform.lti import claims as C
 from coursehub.platform.lti.deep_linking import check_request, choices, content_item, response_token
 from coursehub.platform.lti.keys import generate_key_pair
 from coursehub.platform.lti.refusal import LaunchRefused
-from coursehub.platform.lti.registry import Registration, origin_of
+from coursehub.platform.lti.registry import LaunchRegistration, origin_of
 
 from .conftest import CLIENT, ISS
 
@@ -104,7 +104,7 @@ async def test_refusals(validator, platform, registration, course, role, setting
 
 
 async def test_return_url_on_a_service_origin_accepted(validator, platform, course):
-    reg = Registration(name="lms", issuer=ISS, client_ids=(CLIENT,), deployment_ids=("d-1",),
+    reg = LaunchRegistration(name="lms", issuer=ISS, client_ids=(CLIENT,), deployment_ids=("d-1",),
                        auth_login_url=f"{ISS}/auth", jwks_url=f"{ISS}/jwks", token_url=f"{ISS}/token",
                        origins=("https://school.instructure.example",))
     validator.registry.registrations[0] = reg

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ import pytest
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 # `coursehub up` run as root gives each hub user a Unix account: in tests they carry this prefix and
 # are removed when the session ends (tests that check isolation itself use prefixes of their own).
-TEST_ACCOUNT_PREFIX = "chtest-"
-os.environ.setdefault("COURSEHUB_UNIX_USER_PREFIX", TEST_ACCOUNT_PREFIX)
+# A second session running at the same time (scripts/test runs the JupyterHub 5.5 compatibility run
+# beside the main one) sets its own `chtest<x>-` prefix, so neither removes the other's accounts.
+TEST_ACCOUNT_PREFIX = os.environ.setdefault("COURSEHUB_UNIX_USER_PREFIX", "chtest-")
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
@@ -34,8 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.geteuid() != 0 or os.environ.get("COURSEHUB_UNIX_USER_PREFIX") != TEST_ACCOUNT_PREFIX:
-        return
+    if os.geteuid() != 0 or not re.fullmatch(r"chtest[a-z0-9]*-", TEST_ACCOUNT_PREFIX):
+        return  # only ever remove accounts of a test prefix
     import grp
     import pwd
     import subprocess

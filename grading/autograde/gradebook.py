@@ -83,7 +83,7 @@ class GradebookWriter:
         """Write one submission's grades. Safe to repeat: applying the same result twice gives the
         same gradebook state (grades are set, not added). An "invalid" submission (a file that is
         not a gradable notebook) writes nothing, as `nbgrader autograde` writes nothing for it."""
-        if result.status == "invalid":
+        if result.status in ("invalid", "environment-mismatch"):  # neither is a score (envparity.MISMATCH)
             return
         if result.status == "failed":
             raise ValueError(f"refusing to write grades for a failed run of {result.student}/{result.assignment}")

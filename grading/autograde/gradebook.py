@@ -2,6 +2,8 @@
 
 One writer per course holds one `nbgrader.api.Gradebook` open (SQLite file or PostgreSQL URL) and
 applies results one at a time, so there is a single serialized writer however many workers grade.
+Each submission is one transaction: nbgrader's steps commit after every grade cell; here those
+commits are flushes and the writer commits once (an error leaves nothing of the submission).
 Per submission it does what nbgrader's Autograde converter does around execution: create/update the
 student and the submission (with the timestamp from timestamp.txt), give missing notebooks zero,
 then run nbgrader's own SaveAutoGrades and AssignLatePenalties steps on each finished notebook, and
@@ -63,6 +65,21 @@ class _AssignLatePenalties(AssignLatePenalties):
         return nb, resources
 
 
+class _OneTransaction:
+    """The gradebook's session while one submission is written: nbgrader's commit after every grade
+    cell becomes a flush, so the submission is one transaction, committed once by the writer (and
+    rolled back whole on an error). Queries in between still see the flushed rows."""
+
+    def __init__(self, session) -> None:  # noqa: ANN001 - a SQLAlchemy (scoped) session
+        self._session = session
+
+    def commit(self) -> None:
+        self._session.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
 class GradebookWriter:
     def __init__(self, db_url: str, course_id: str, course_dir: Path | None = None,
                  config: Config | None = None) -> None:
@@ -87,9 +104,18 @@ class GradebookWriter:
             return
         if result.status == "failed":
             raise ValueError(f"refusing to write grades for a failed run of {result.student}/{result.assignment}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush chatter
-            self._apply(result, timestamp, files)
+        session = self.gb.db
+        self.gb.db = _OneTransaction(session)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush chatter
+                self._apply(result, timestamp, files)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.gb.db = session
 
     def _apply(self, result: SubmissionResult, timestamp, files: dict[str, bytes] | None) -> None:
         gb = self.gb
@@ -110,6 +136,8 @@ class GradebookWriter:
             nb = nbformat.reads(n.notebook, as_version=4)
             res = steps.resources_for(result.student, result.assignment, n.name)
             nb, res = _SaveAutoGrades(gb, config=self.config).preprocess(nb, res)
+            gb.db.flush()
+            gb.db.expire_all()  # the notebook's score (a SQL column property) is read from the new grades
             _AssignLatePenalties(gb, config=self.config).preprocess(nb, res)
         if self.course_dir is not None:
             self._write_autograded(result, files or {})

@@ -6,13 +6,14 @@ writer. Each worker keeps a kernel pre-started for its next notebook.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 from collections.abc import Iterable, Iterator
 from multiprocessing.util import Finalize
 
 from traitlets.config import Config
 
-from coursehub.grading.sandbox.limits import Limits
+from coursehub.grading.sandbox.limits import KernelLimits
 
 from .environment import CourseRuntime
 from .grader import Grader, SubmissionJob, SubmissionResult
@@ -21,7 +22,7 @@ from .sources import SourceIndex
 _grader: Grader | None = None
 
 
-def _init(slots, index: SourceIndex, config: Config, limits: Limits, runtime: CourseRuntime | None = None) -> None:
+def _init(slots, index: SourceIndex, config: Config, limits: KernelLimits, runtime: CourseRuntime | None = None) -> None:
     global _grader
     import logging
 
@@ -37,14 +38,20 @@ def _grade(job: SubmissionJob) -> SubmissionResult:
 
 
 class GraderPool:
-    def __init__(self, index: SourceIndex, config: Config, limits: Limits, workers: int, first_slot: int = 0,
+    def __init__(self, index: SourceIndex, config: Config, limits: KernelLimits, workers: int, first_slot: int = 0,
                  runtime: CourseRuntime | None = None) -> None:
         ctx = mp.get_context("fork")
         slots = ctx.Queue()
         for i in range(workers):
             slots.put(first_slot + i)
         self.workers = workers
-        self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits, runtime))
+        # What the parent has loaded so far (nbgrader, nbconvert, SQLAlchemy...) is shared with the
+        # workers copy-on-write; frozen, the garbage collector does not touch (and so copy) it.
+        gc.freeze()
+        try:
+            self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits, runtime))
+        finally:
+            gc.unfreeze()
 
     def grade(self, jobs: Iterable[SubmissionJob]) -> Iterator[SubmissionResult]:
         """Results in completion order."""

@@ -50,16 +50,16 @@ def test_cell_by_cell_equal_to_nbgrader(course_copy):
 
 
 def test_regrade_skips_then_force_regrades(course_copy):
-    from coursehub.grading.autograde.course import Course
+    from coursehub.grading.autograde.course import NbgraderCourse
 
     course = course_copy()
     samples.write_submission(course, "alice", samples.correct(samples.released(course)))
     cmd = [sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course), "--no-progress",
            "--workers", "1"]
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
-    assert not Course(course).already_graded("alice", "ps1")
+    assert not NbgraderCourse(course).already_graded("alice", "ps1")
     assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
-    assert Course(course).already_graded("alice", "ps1")  # a plain rerun skips it, as nbgrader does
+    assert NbgraderCourse(course).already_graded("alice", "ps1")  # a plain rerun skips it, as nbgrader does
     samples.write_submission(course, "alice", samples.wrong(samples.released(course)))
     forced = subprocess.run([*cmd, "--force"], env=env, capture_output=True, text=True)
     assert forced.returncode == 0, forced.stderr

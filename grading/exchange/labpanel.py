@@ -9,7 +9,12 @@ side (panel.py) tells it, without changing the panel:
 - when the assignment has instant feedback on, the answer also names the submission: the plugin
   asks `assignments/instant` every 1.5 s (at most 3 minutes) until the visible tests' results are
   in, and shows them as a second notification ("3 of 4 visible tests pass; failing: ...") whose
-  *Details* button lists each visible test with the last line of its error.
+  *Details* button lists each visible test with the last line of its error;
+- on a course's server (COURSEHUB_COURSE set by the course profile) a command "Course page: <course>"
+  opens the student course page of the grading service in a new tab. Its place in the Help and File
+  menus is declared in the plugin's settings schema (`jupyter.lab.menus`), the URL comes from the
+  server through the page config; without a course the command is not added, so the menu items stay
+  hidden.
 
 No build step: it is a hand-written module-federation container (what `jupyter labextension
 build` would produce: `window._JUPYTERLAB[name]` with `init` and `get`), written at server start
@@ -21,12 +26,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 NAME = "@coursehub/assignments"
 VERSION = "0.1.0"
 ENTRY = "static/remoteEntry.coursehub.js"
+COURSE_PAGE_PLUGIN = "course-page"
+COURSE_PAGE_COMMAND = "coursehub:course-page"
+#: Where the grading service is mounted below the hub's base URL (grading.service.hub.PREFIX, which
+#: this module may not import: the service imports the exchange).
+GRADING_SERVICE_PATH = "services/grading/"
 
 PLUGIN_JS = r"""
 (function () {
@@ -165,6 +177,33 @@ PLUGIN_JS = r"""
     };
   }
 
+  var COURSE_PAGE = "coursehub:course-page";
+
+  function pageConfig() {
+    try {
+      var data = document.getElementById("jupyter-config-data");
+      return data ? JSON.parse(data.textContent) : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  var coursePage = {
+    id: NAME + ":course-page",
+    description: "coursehub: open the student course page (Help and File menus, declared in the schema)",
+    autoStart: true,
+    activate: function (app) {
+      var config = pageConfig();
+      var course = config.coursehubCourse, url = config.coursehubCoursePage;
+      if (!course || !url || app.commands.hasCommand(COURSE_PAGE)) return;
+      app.commands.addCommand(COURSE_PAGE, {
+        label: "Course page: " + course,
+        caption: "Assignments, due dates and grades of " + course + " (opens in a new tab)",
+        execute: function () { window.open(url, "_blank", "noopener"); }
+      });
+    }
+  };
+
   var plugin = {
     id: NAME + ":plugin",
     description: "coursehub: readable exchange messages and submission receipts in the Assignments panel",
@@ -183,7 +222,7 @@ PLUGIN_JS = r"""
     init: function () { return Promise.resolve(); },
     get: function (module) {
       if (module !== "./extension") return Promise.reject(new Error(NAME + " has no module " + module));
-      return Promise.resolve(function () { return { __esModule: true, default: [plugin] }; });
+      return Promise.resolve(function () { return { __esModule: true, default: [plugin, coursePage] }; });
     }
   };
 })();
@@ -193,19 +232,64 @@ PLUGIN_JS = r"""
 def package_json() -> dict:
     return {
         "name": NAME, "version": VERSION, "description": "coursehub's additions to nbgrader's Assignments panel",
-        "jupyterlab": {"extension": True, "_build": {"load": ENTRY, "extension": "./extension"}},
+        "jupyterlab": {"extension": True, "schemaDir": "schema",
+                       "_build": {"load": ENTRY, "extension": "./extension"}},
     }
+
+
+def course_page_schema() -> dict:
+    """The course-page plugin's settings schema: only its menu entries, which JupyterLab's main
+    menu reads from every plugin's schema (an entry whose command is missing is not shown)."""
+    item = {"command": COURSE_PAGE_COMMAND}
+    return {
+        "title": "coursehub: course page",
+        "description": "Menu entries that open the student course page of this server's course.",
+        "jupyter.lab.menus": {"main": [
+            {"id": "jp-mainmenu-help", "items": [{"type": "separator", "rank": 1}, {**item, "rank": 1},
+                                                 {"type": "separator", "rank": 1}]},
+            {"id": "jp-mainmenu-file", "items": [{"type": "separator", "rank": 100}, {**item, "rank": 100}]},
+        ]},
+        "properties": {},
+        "additionalProperties": False,
+        "type": "object",
+    }
+
+
+def extension_files() -> dict[str, str]:
+    """Relative path -> text of every file of the built extension (the layout `jupyter labextension
+    build` writes: schemas under schemas/<package name>/<plugin>.json, beside package.json.orig)."""
+    schemas = "schemas/" + NAME
+    package = json.dumps(package_json(), indent=2)
+    return {"package.json": package, ENTRY: PLUGIN_JS, f"{schemas}/package.json.orig": package,
+            f"{schemas}/{COURSE_PAGE_PLUGIN}.json": json.dumps(course_page_schema(), indent=2)}
 
 
 def write_extension(root: str) -> str:
     """Write the plugin below `root` (a labextensions folder); returns `root`."""
     folder = Path(root, *NAME.split("/"))
-    (folder / "static").mkdir(parents=True, exist_ok=True)
-    for rel, text in (("package.json", json.dumps(package_json(), indent=2)), (ENTRY, PLUGIN_JS)):
+    for rel, text in extension_files().items():
         path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
     return root
+
+
+def course_page_url(course_id: str, base_url: str = "/") -> str:
+    """The student course page as the browser reaches it: below the hub's base URL, on the
+    grading service's prefix (grading/dashboard/pages.py's `course/<course>/`)."""
+    base = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    return f"{base}{GRADING_SERVICE_PATH}course/{quote(course_id, safe='')}/"
+
+
+def course_page_config(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the course-page command needs in JupyterLab's page config; empty without a course,
+    so a server outside a course (or outside the hub's course profiles) gets no command."""
+    course = environ.get("COURSEHUB_COURSE", "").strip()
+    if not course:
+        return {}
+    return {"coursehubCourse": course,
+            "coursehubCoursePage": course_page_url(course, environ.get("JUPYTERHUB_BASE_URL", "/"))}
 
 
 def add_to_lab(server_app: Any) -> None:
@@ -216,6 +300,8 @@ def add_to_lab(server_app: Any) -> None:
     if not labs:
         return
     root = write_extension(os.path.join(jupyter_runtime_dir(), "coursehub-labextensions"))
+    # Per server, not in the shared files: local mode runs every user's server as one Unix user.
+    server_app.web_app.settings.setdefault("page_config_data", {}).update(course_page_config(os.environ))
     for lab in labs:
         if root not in lab.extra_labextensions_path:
             lab.extra_labextensions_path = [*lab.extra_labextensions_path, root]

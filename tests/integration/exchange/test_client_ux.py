@@ -85,7 +85,8 @@ def user_server(tmp: Path, service_url: str, hub_token: str, *, staff: bool = Fa
     (config / "nbgrader_config.py").write_text("\n".join(lines) + "\n")
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_PATH": str(config),
-           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTERHUB_API_TOKEN": hub_token}
+           "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTERHUB_API_TOKEN": hub_token,
+           "COURSEHUB_COURSE": COURSE}  # as the course profile (platform/profiles.py) sets it
     for name in ("JUPYTERHUB_SERVICE_PREFIX", "JUPYTERHUB_API_URL", "JUPYTER_RUNTIME_DIR"):
         env.pop(name, None)
     log_file = tmp / "server.log"
@@ -287,7 +288,7 @@ def open_assignments(page, server: UserServer) -> object:  # noqa: ANN001
 
 
 @browser
-def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(student, tmp_path):
+def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(student, service, tokens, tmp_path):
     from support.browser import browser_page
 
     for assignment in ("big2", "late2"):
@@ -322,3 +323,28 @@ def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(stude
         assert "late by 3 h" in toast.inner_text()
         page.wait_for_timeout(1000)  # let the notification finish sliding in, for the screenshot
         screenshot(page, tmp_path, "submit-receipt.png")
+
+        # Help -> "Course page: ux101" opens the student course page in a new tab. The hub's proxy
+        # would serve /services/grading/ on Lab's origin; here a route forwards it to the service.
+        def proxy(route) -> None:  # noqa: ANN001
+            rest = route.request.url.split("/services/grading/", 1)[1]
+            route.fulfill(response=route.fetch(url=service.url + rest,
+                                               headers={"Authorization": f"token {tokens['alice']}"}))
+
+        page.context.route(f"{student.url}services/grading/**", proxy)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Help").first.click()
+        item = page.locator(".lm-Menu-item", has_text=f"Course page: {COURSE}")
+        item.wait_for()
+        screenshot(page, tmp_path, "lab-course-page-menu.png")
+        with page.context.expect_page() as opened:
+            item.click()
+        course_page = opened.value
+        course_page.wait_for_load_state()
+        assert course_page.url == f"{student.url}services/grading/course/{COURSE}/"
+        late2 = course_page.locator('article[data-assignment="late2"]')
+        assert late2.get_attribute("data-status") == "submitted"
+        assert "late by 3 h" in late2.locator(".status").inner_text()
+        page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+        in_file_menu = page.locator(".lm-Menu-item", has_text=f"Course page: {COURSE}")
+        in_file_menu.wait_for()  # only the open menu is in the page: this one is in File
+        assert in_file_menu.count() == 1

@@ -16,9 +16,14 @@ import logging
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from coursehub.platform.httpclient import ResponseTooLarge, request
 
 log = logging.getLogger("coursehub.grading.exchange.launch")
+
+#: tornado's default connect timeout, which these calls had before the shared client.
+CONNECT_TIMEOUT = 20.0
+#: The contents model without content and the fetch's JSON answer are small.
+MAX_BYTES = 1024 * 1024
 
 
 async def fetch_for_launch(req: Any) -> str | None:
@@ -28,22 +33,24 @@ async def fetch_for_launch(req: Any) -> str | None:
     folder = f"{req.course.id}/{req.assignment}"
     base = req.server_url.rstrip("/") + "/"
     headers = {"Authorization": f"token {req.token}"}
-    client = AsyncHTTPClient()
     contents = f"{base}api/contents/{quote(folder)}?content=0"
     try:
-        await client.fetch(HTTPRequest(contents, headers=headers, request_timeout=30))
-        return folder  # already there: never overwrite a student's work
-    except HTTPClientError as e:
-        if e.code != 404:
-            log.warning("checking %s in %s's server failed: HTTP %s", folder, req.username, e.code)
+        r = await request("GET", contents, headers=headers, connect_timeout=CONNECT_TIMEOUT, request_timeout=30,
+                          max_bytes=MAX_BYTES, follow_redirects=True)
+        if r.ok:
+            return folder  # already there: never overwrite a student's work
+        if r.status != 404:
+            log.warning("checking %s in %s's server failed: HTTP %s %s", folder, req.username, r.status, r.error)
             return None
-    body = urlencode({"course_id": req.course.id, "assignment_id": req.assignment})
-    try:
-        r = await client.fetch(HTTPRequest(f"{base}assignments/fetch", method="POST", body=body,
-                                           headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
-                                           request_timeout=120))
-    except HTTPClientError as e:
-        log.warning("fetching %s into %s's server failed: HTTP %s", folder, req.username, e.code)
+        body = urlencode({"course_id": req.course.id, "assignment_id": req.assignment})
+        r = await request("POST", f"{base}assignments/fetch", body=body, connect_timeout=CONNECT_TIMEOUT,
+                          headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+                          request_timeout=120, max_bytes=MAX_BYTES, follow_redirects=True)
+    except ResponseTooLarge as e:
+        log.warning("fetching %s into %s's server failed: %s", folder, req.username, e)
+        return None
+    if not r.ok:
+        log.warning("fetching %s into %s's server failed: HTTP %s %s", folder, req.username, r.status, r.error)
         return None
     result = json.loads(r.body or b"{}")
     if not result.get("success"):

@@ -1,48 +1,25 @@
-"""A small async HTTP client (tornado) with timeouts; responses are data, never exceptions."""
+"""The LMS clients' HTTP calls: the shared client (`coursehub.platform.httpclient`) with the
+service side's timeouts; responses are data, never exceptions (a body over the cap included)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from coursehub.platform.httpclient import MAX_BYTES, NO_RESPONSE, Response, ResponseTooLarge, request
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-
-@dataclass
-class Response:
-    status: int  # 599: no response (connection refused, timeout)
-    headers: dict[str, str]
-    body: bytes
-    error: str = ""
-
-    def header(self, name: str) -> str | None:
-        lname = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lname), None)
-
-    def header_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers.items() if k.lower() == lname]
+__all__ = ["Http", "Response"]
 
 
 class Http:
     """`await http.request(method, url, headers=..., body=...)`; count calls in tests by subclassing."""
 
-    def __init__(self, connect_timeout: float = 10.0, request_timeout: float = 30.0):
+    def __init__(self, connect_timeout: float = 10.0, request_timeout: float = 30.0, max_bytes: int = MAX_BYTES):
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
+        self.max_bytes = max_bytes
 
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
                       body: bytes | str | None = None) -> Response:
-        req = HTTPRequest(url, method=method, headers=headers or {}, body=body,
-                          connect_timeout=self.connect_timeout, request_timeout=self.request_timeout,
-                          follow_redirects=False, allow_nonstandard_methods=True)
         try:
-            resp = await AsyncHTTPClient().fetch(req, raise_error=False)
-        except HTTPClientError as e:  # pragma: no cover - raise_error=False keeps these as responses
-            return Response(e.code, {}, b"", str(e))
-        except OSError as e:
-            return Response(599, {}, b"", f"{type(e).__name__}: {e}")
-        headers: dict[str, str] = {}
-        for k, v in resp.headers.get_all():
-            headers[k] = f"{headers[k]}, {v}" if k in headers and k.lower() == "link" else v
-        error = str(resp.error) if resp.code == 599 and resp.error else ""
-        return Response(resp.code, headers, resp.body or b"", error)
+            return await request(method, url, headers=headers, body=body, connect_timeout=self.connect_timeout,
+                                 request_timeout=self.request_timeout, max_bytes=self.max_bytes)
+        except ResponseTooLarge as e:
+            return Response(NO_RESPONSE, {}, b"", str(e))

@@ -1,4 +1,8 @@
-"""When to try again: Retry-After first (seconds or an HTTP date), else exponential backoff."""
+"""When to try again: Retry-After first (seconds or an HTTP date), else exponential backoff.
+
+`backoff_seconds` is the grading side's one backoff rule: the LMS outbox (with jitter), the job
+queue's retries and the worker's waits for a locked database (without) all use it. The exchange
+client's HTTP retries are urllib3's `Retry` (grading/exchange/base.py)."""
 
 from __future__ import annotations
 
@@ -26,8 +30,11 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 3600.0, jitter: float = 0.1,
                     rng: random.Random | None = None) -> float:
-    """base * 2**(attempt-1), capped, with +-10 % jitter so retries of many rows spread out."""
-    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    """base * 2**(attempt-1) for attempt 1, 2, ..., capped, with +-`jitter` (10 %) so that retries
+    of many rows spread out; `jitter=0` gives the exact doubling."""
+    delay = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))  # no float overflow after many tries
+    if not jitter:
+        return delay
     r = (rng or random).uniform(-jitter, jitter)
     return max(0.0, delay * (1 + r))
 

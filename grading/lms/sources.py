@@ -1,9 +1,8 @@
 """Adapters from what the hub side stores to the records the LMS clients use.
 
-- Platforms: `settings.auth.lti.platforms` (plus the local LMS page's registration in local mode).
-- Launch services: the LTI store's `coursehub_lti_launch_services` rows (one per user and course,
-  newest launch), written by `coursehub.platform.lti` at each launch.
-- Tool key: the PEM the hub generated on first start (`<state_dir>/lti/tool-key.pem`).
+What the hub stores, and where, is `coursehub.platform.lti.services`'s to say (the LTI store's URL,
+the tool key, the registered platforms, each launch's services); this module only turns those into
+the grading side's records (`ServiceRegistration`, `ToolKey`, `LaunchServices`).
 """
 
 from __future__ import annotations
@@ -12,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from coursehub.platform.groups import role_rank
+from coursehub.platform.lti import services
+from coursehub.platform.lti.services import store_url as lti_store_url
 
 from .records import LaunchServices, ServiceRegistration
 from .tokens import ToolKey
+
+__all__ = ["StoreServices", "load_tool_key", "lti_store_url", "platforms_from_settings", "registration_from"]
 
 
 def registration_from(d: dict | Any) -> ServiceRegistration:
@@ -27,37 +30,17 @@ def registration_from(d: dict | Any) -> ServiceRegistration:
 
 
 def platforms_from_settings(settings: Any) -> dict[str, ServiceRegistration]:
-    """Every registered platform (with the local LMS page's in local mode), as the hub sees them."""
+    """Every platform the hub registers (settings entries, the local LMS page's in local mode, and
+    dynamically registered ones), as `services.registrations` lists them."""
     regs = {p.name: registration_from(p) for p in settings.auth.lti.platforms}
-    if getattr(settings, "local", False) and settings.auth.lti.local_lms:
-        from coursehub.platform.lti.local_registration import PLATFORM as LOCAL_LMS
-        from coursehub.platform.lti.local_registration import registration
-
-        regs.setdefault(LOCAL_LMS, registration_from(registration(settings).to_dict()))
-    if getattr(settings, "state_dir", None) is not None and getattr(settings, "hub", None) is not None:
-        from coursehub.platform.lti.services import dynamic_registrations
-
-        for reg in dynamic_registrations(settings):  # registered through LTI Dynamic Registration
-            regs.setdefault(reg.name, registration_from(reg.to_dict()))
+    for reg in services.registrations_beyond_settings(settings):
+        regs.setdefault(reg.name, registration_from(reg.to_dict()))
     return regs
-
-
-def lti_store_url(settings: Any) -> str:
-    """Where the hub keeps its LTI tables (one rule, owned by the LTI side)."""
-    from coursehub.platform.lti.services import store_url
-
-    return store_url(settings)
 
 
 def load_tool_key(state_dir: Path) -> ToolKey:
     """The tool key the hub generated; the grading service only reads it, never creates it."""
-    from coursehub.platform.lti.keys import load_or_create_key_pair, tool_key_path
-
-    path = tool_key_path(Path(state_dir))
-    if not path.exists():
-        raise FileNotFoundError(f"no LTI tool key at {path}: start the hub once (it generates the key), "
-                                "or copy the hub's key there")
-    pair = load_or_create_key_pair(path)
+    pair = services.existing_tool_key(state_dir)
     return ToolKey(pair.private_pem, pair.kid, pair.alg)
 
 
@@ -83,13 +66,13 @@ class StoreServices:
         self.platforms = platforms
 
     def for_student(self, course_id: str, student: str) -> LaunchServices | None:
-        rows = self.store.services(username=student, course=course_id)
-        return _services(rows[0], self.platforms) if rows else None
+        row = services.launch_services(self.store, student, course_id)
+        return _services(row, self.platforms) if row else None
 
     def for_course(self, course_id: str) -> list[LaunchServices]:
         """One record per LMS context of the course: the newest launch that carried NRPS, staff first."""
         best: dict[tuple[str, str], dict] = {}
-        for row in self.store.services(course=course_id):
+        for row in services.course_services(self.store, course_id):
             key = (row["issuer"], row["context_id"])
             cur = best.get(key)
             score = (bool(row.get("nrps")), role_rank(row["role"]), row["updated_at"])

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from coursehub.platform.database import make_engine as _make_engine
 
 from ..clock import naive_utcnow
+from ..lms.retry import backoff_seconds as _backoff
 from .models import (
     APPLYING,
     DEAD,
@@ -48,7 +49,7 @@ def make_engine(url: str) -> Engine:
 
 def backoff_seconds(attempt: int, base: float = 5.0, cap: float = 600.0) -> float:
     """Exponential backoff before retry number `attempt` (1, 2, ...): 5 s, 10 s, 20 s ... <= 10 min."""
-    return min(cap, base * 2 ** max(0, attempt - 1))
+    return _backoff(attempt, base, cap, jitter=0)
 
 
 class JobQueue:

@@ -37,6 +37,7 @@ from coursehub.grading.autograde.sources import SourceIndex
 from coursehub.grading.envparity import MISMATCH, RECORD_FILE, Parity
 
 from .. import metrics
+from ..lms.retry import backoff_seconds
 from ..storage import BlobStore
 from . import submission
 from .api import JobQueue, Lease
@@ -83,7 +84,7 @@ class QueueWorker:
     def with_db(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(...)`, waiting and trying again (bounded backoff) while the database is locked or
         down: a write lock held for minutes must delay grading, never end the worker."""
-        wait = DB_WAIT_FIRST
+        tries = 0
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -91,10 +92,11 @@ class QueueWorker:
                 if not db_unavailable(e) or self.stop.is_set():
                     raise
                 metrics.DB_BUSY.labels("worker").inc()
+                tries += 1
+                wait = backoff_seconds(tries, DB_WAIT_FIRST, DB_WAIT_CAP, jitter=0)
                 log.warning("grading database unavailable during %s (%s); trying again in %.1f s", what,
                             str(e.orig if hasattr(e, "orig") else e)[:200], wait)
                 self.sleep(wait)
-                wait = min(DB_WAIT_CAP, wait * 2)
 
     def _course(self, lease: Lease) -> NbgraderCourse:
         course_dir = lease.payload.get("course_dir")

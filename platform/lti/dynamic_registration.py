@@ -18,8 +18,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
+from .. import httpclient
 from .registry import ASYMMETRIC_ALGORITHMS, LaunchRegistration, origin_of
 
 PLATFORM_CONFIG = "https://purl.imsglobal.org/spec/lti-platform-configuration"
@@ -86,33 +85,27 @@ def _is_loopback_literal(host: str) -> bool:
         return False
 
 
-async def _call(policy: UrlPolicy, url: str, what: str, **kwargs: object) -> dict:
+async def _call(policy: UrlPolicy, url: str, what: str, *, method: str = "GET", headers: dict[str, str],
+                body: str | None = None) -> dict:
+    """`url`'s JSON object, after the SSRF checks; any other outcome is a RegistrationRefused."""
     policy.check(url, what)
     await policy.check_resolved(url)
-    chunks: list[bytes] = []
-
-    def collect(chunk: bytes) -> None:
-        chunks.append(chunk)
-        if sum(map(len, chunks)) > MAX_BODY:
-            raise RegistrationRefused("too_large", f"The LMS's {what} answered with too much data.")
-
-    request = HTTPRequest(url, follow_redirects=False, connect_timeout=TIMEOUT, request_timeout=TIMEOUT,
-                          streaming_callback=collect, **kwargs)  # type: ignore[arg-type]
     try:
-        await AsyncHTTPClient().fetch(request)
-    except RegistrationRefused:
-        raise
-    except HTTPClientError as e:
-        raise RegistrationRefused("platform_error", f"The LMS's {what} answered HTTP {e.code}.") from None
-    except (TimeoutError, OSError):
-        raise RegistrationRefused("unreachable", f"The LMS's {what} could not be reached.") from None
+        resp = await httpclient.request(method, url, headers=headers, body=body, connect_timeout=TIMEOUT,
+                                        request_timeout=TIMEOUT, max_bytes=MAX_BODY)
+    except httpclient.ResponseTooLarge:
+        raise RegistrationRefused("too_large", f"The LMS's {what} answered with too much data.") from None
+    if resp.status == httpclient.NO_RESPONSE:
+        raise RegistrationRefused("unreachable", f"The LMS's {what} could not be reached.")
+    if not resp.ok:
+        raise RegistrationRefused("platform_error", f"The LMS's {what} answered HTTP {resp.status}.")
     try:
-        body = json.loads(b"".join(chunks))
+        answer = json.loads(resp.body)
     except ValueError:
-        body = None
-    if not isinstance(body, dict):
+        answer = None
+    if not isinstance(answer, dict):
         raise RegistrationRefused("platform_error", f"The LMS's {what} did not answer with a JSON object.")
-    return body
+    return answer
 
 
 def _string(config: dict, key: str, what: str) -> str:

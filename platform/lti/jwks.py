@@ -16,7 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import jwt
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from .. import httpclient
 
 log = logging.getLogger("JupyterHub").getChild("coursehub.lti.jwks")
 
@@ -36,23 +37,18 @@ class UnknownKeyError(JwksError):
 
 
 async def fetch_url(url: str, connect_timeout: float = 3, request_timeout: float = 5) -> bytes:
-    chunks: list[bytes] = []
-
-    def collect(chunk: bytes) -> None:
-        chunks.append(chunk)
-        if sum(map(len, chunks)) > MAX_JWKS_BYTES:
-            raise JwksError("JWKS response is too large")
-
-    req = HTTPRequest(url, method="GET", headers={"Accept": "application/json"},
-                      connect_timeout=connect_timeout, request_timeout=request_timeout,
-                      follow_redirects=False, streaming_callback=collect)
+    """The JWKS document's bytes through the shared client (no redirects, at most MAX_JWKS_BYTES)."""
     try:
-        await AsyncHTTPClient().fetch(req)
-    except HTTPClientError as e:
-        raise JwksError(f"JWKS endpoint answered HTTP {e.code}") from None
-    except (TimeoutError, OSError) as e:
-        raise JwksError(f"JWKS endpoint unreachable: {e.__class__.__name__}") from None
-    return b"".join(chunks)
+        resp = await httpclient.request("GET", url, headers={"Accept": "application/json"},
+                                        connect_timeout=connect_timeout, request_timeout=request_timeout,
+                                        max_bytes=MAX_JWKS_BYTES)
+    except httpclient.ResponseTooLarge:
+        raise JwksError("JWKS response is too large") from None
+    if resp.status == httpclient.NO_RESPONSE:
+        raise JwksError(f"JWKS endpoint unreachable: {resp.error.split(':', 1)[0] or 'no response'}")
+    if not resp.ok:
+        raise JwksError(f"JWKS endpoint answered HTTP {resp.status}")
+    return resp.body
 
 
 class JwksCache:

@@ -10,6 +10,7 @@ the endpoints the newest launch carried, and the tool's private key to sign clie
     row["nrps"]["context_memberships_url"]                                 # or row["nrps"] is None
     row["subject"]    # the LMS user id (AGS userId), row["client_id"], row["platform"], ...
     key = services.tool_key(settings)          # KeyPair: .private_pem, .kid, .alg, .jwks()
+    key = services.existing_tool_key(state_dir)  # the same, but never creates one
     reg = services.registrations(settings)["canvas"]   # .token_url, .issuer, .client_ids
 
 Rows (one per user and course, the newest launch wins; AGS/NRPS absent from a later launch keep
@@ -45,15 +46,34 @@ def tool_key(settings: Any) -> KeyPair:
     return load_or_create_key_pair(tool_key_path(Path(settings.state_dir)))
 
 
+def existing_tool_key(state_dir: Path | str) -> KeyPair:
+    """The key pair the hub generated, for services that only read it (the grading service):
+    FileNotFoundError, never a new key, when the hub has not made one yet."""
+    path = tool_key_path(Path(state_dir))
+    if not path.exists():
+        raise FileNotFoundError(f"no LTI tool key at {path}: start the hub once (it generates the key), "
+                                "or copy the hub's key there")
+    return load_or_create_key_pair(path)
+
+
 def registrations(settings: Any) -> dict[str, LaunchRegistration]:
     """Registered platforms by name, including the local LMS page's in local mode."""
     regs = {p.name: LaunchRegistration.from_dict(p.model_dump()) for p in settings.auth.lti.platforms}
-    if settings.local and settings.auth.lti.local_lms and "local-lms" not in regs:
+    for reg in registrations_beyond_settings(settings):
+        regs.setdefault(reg.name, reg)  # a settings entry of the same name wins, as on the hub
+    return regs
+
+
+def registrations_beyond_settings(settings: Any) -> list[LaunchRegistration]:
+    """The platforms the hub knows besides `auth.lti.platforms`: the local LMS page's (local mode)
+    and those stored through LTI Dynamic Registration. Settings entries of the same name win."""
+    regs: list[LaunchRegistration] = []
+    if getattr(settings, "local", False) and settings.auth.lti.local_lms:
         from .local_registration import registration
 
-        regs["local-lms"] = registration(settings)
-    for reg in dynamic_registrations(settings):
-        regs.setdefault(reg.name, reg)  # a settings entry of the same name wins, as on the hub
+        regs.append(registration(settings))
+    if getattr(settings, "state_dir", None) is not None and getattr(settings, "hub", None) is not None:
+        regs.extend(dynamic_registrations(settings))
     return regs
 
 

@@ -22,11 +22,15 @@ log = logging.getLogger("coursehub.grading.instant")
 
 
 def make_runner(settings: Settings, store: InstantStore) -> InstantRunner:
-    """The pool on the executor the settings choose (the same sandbox as autograding)."""
-    from coursehub.grading.autograde.executors import make_executor
+    """The pool on the executor the settings choose (the same sandbox as autograding), imported on
+    the first instant run: nbgrader's import must not delay the service's start."""
 
-    return InstantRunner(store, lambda cid: course_dir(settings, cid),
-                         lambda slot: make_executor(settings, slot=slot))
+    def make_executor(slot: int):  # noqa: ANN202 - an autograde Executor
+        from coursehub.grading.autograde.executors import make_executor
+
+        return make_executor(settings, slot=slot)
+
+    return InstantRunner(store, lambda cid: course_dir(settings, cid), make_executor)
 
 
 def install(plugins: Any, store: InstantStore, runner: InstantRunner) -> None:

@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coursehub.grading.autograde.course import NbgraderCourse
-from coursehub.grading.autograde.sources import SourceIndex
-
-from . import visible
 from .store import BUSY, DONE, FAILED, PENDING, SUPERSEDED, InstantStore
+
+if TYPE_CHECKING:  # nbgrader's import costs seconds: the service must listen first (JupyterHub 5 waits ~10 s)
+    from coursehub.grading.autograde.course import NbgraderCourse
+    from coursehub.grading.autograde.sources import SourceIndex
 
 log = logging.getLogger("coursehub.grading.instant")
 
@@ -105,6 +105,10 @@ class InstantRunner:
             if source.is_dir() else ()
         key = (str(course_dir), assignment, stamp)
         if key not in self._indexes:
+            from coursehub.grading.autograde.course import NbgraderCourse
+
+            from . import visible
+
             course = NbgraderCourse(course_dir)
             course.ensure_assignment(assignment)
             full = course.source_index(assignment)
@@ -122,6 +126,8 @@ class InstantRunner:
 
     def grade(self, info: dict, files: dict[str, bytes]) -> dict:
         """Run the visible tests of one submission; the record's fields (never a grade)."""
+        from . import visible
+
         course_dir = self.course_dir(info["course_id"])
         _, index, course = self._index(course_dir, info["assignment_id"])
         # the job the queue worker builds from a stored submission (its notebooks, its files, the

@@ -30,7 +30,7 @@ def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, S
     from ..db import SchemaOutdated, check_schema, make_engine, redact
     from ..storage import BlobStore
     from .app import make_app, make_core
-    from .coursedirs import ensure_course_dirs
+    from .coursedirs import ensure_course_dirs, sync_all_deadlines
     from .plugins import PluginContext, load_plugins
 
     url = settings.grading_db_url()
@@ -47,7 +47,7 @@ def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, S
         log.info("removed %d unfinished upload(s) left by an earlier stop", swept)
     core = make_core(settings, engine)
     # Locally a folder; on Kubernetes each course's shared volume, mounted by the chart (courseStorage).
-    ensure_course_dirs(settings, core.catalog())
+    ensure_course_dirs(settings, core.catalog(), sync_deadlines=False)
     plugins = load_plugins(settings.grading.plugins, PluginContext(settings, engine))
     app = make_app(settings, core=core, plugins=plugins)
 
@@ -62,6 +62,7 @@ def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, S
         ctx = app.settings["coursehub"]
         loop = asyncio.get_running_loop()
         loop.run_in_executor(ctx.executor, _sweep, core)
+        loop.run_in_executor(ctx.executor, sync_all_deadlines, settings, core.catalog())
         log.info("grading service on http://%s:%d (database %s, storage %s)", ip, port, redact(url),
                  settings.storage_dir())
         from coursehub.grading.lms.runtime import start_background_sync

@@ -28,9 +28,11 @@ def course_dir(settings: Settings, course_id: str) -> Path:
     return course_dirs_root(settings) / course_id
 
 
-def ensure_course_dirs(settings: Settings, catalog: Catalog) -> list[Path]:
+def ensure_course_dirs(settings: Settings, catalog: Catalog, sync_deadlines: bool = True) -> list[Path]:
     """Create each course's directory with its nbgrader config and assignment sources (never
-    overwriting what staff already changed)."""
+    overwriting what staff already changed). `sync_deadlines=False` leaves course.yaml's deadlines
+    for `sync_all_deadlines` (the service runs it after it listens: JupyterHub waits only ~10 s
+    for a managed service, and nbgrader's import alone takes seconds on a busy machine)."""
     made = []
     for course in catalog:
         root = course_dir(settings, course.id)
@@ -48,6 +50,13 @@ def ensure_course_dirs(settings: Settings, catalog: Catalog) -> list[Path]:
                 dest = root / "source" / a.id
                 if src.is_dir() and not dest.exists():
                     shutil.copytree(src, dest)
-        sync_course_dir(root, course)  # course.yaml's deadlines into the gradebook (the formgrader's)
+        if sync_deadlines:
+            sync_course_dir(root, course)  # course.yaml's deadlines into the gradebook (the formgrader's)
         made.append(root)
     return made
+
+
+def sync_all_deadlines(settings: Settings, catalog: Catalog) -> None:
+    """course.yaml's deadlines into every course's gradebook (the formgrader's); never raises."""
+    for course in catalog:
+        sync_course_dir(course_dir(settings, course.id), course)

@@ -15,6 +15,7 @@ def _pytest(tmp_path: Path, env_ci: str | None, *args: str) -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if env_ci is not None:
         env["CI"] = env_ci
+    env["PYTHONPATH"] = str(TESTS)  # the copied conftest.py loads tests/support/fixtures.py
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                            "-c", "/dev/null", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
 

@@ -110,52 +110,37 @@ def test_backup_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def _pg_available() -> bool:
-    from support import pg
-
-    return pg.available()
-
-
-@pytest.mark.skipif(not _pg_available(), reason="PostgreSQL 15 is not installed")
-def test_postgresql_databases_go_through_pg_dump_and_restore_refuses_a_used_database(tmp_path):
+def test_postgresql_databases_go_through_pg_dump_and_restore_refuses_a_used_database(tmp_path, pg_database):
     from sqlalchemy import create_engine, text
-    from support.pg import pg_cluster
 
-    with pg_cluster() as pg:
-        admin = create_engine(pg.url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            for db in ("hub", "grading", "hub2", "grading2", "used"):
-                c.execute(text(f"create database {db}"))
-        admin.dispose()
-        base = pg.url.rsplit("/", 1)[0]
-        for db, rows in (("hub", ["users", "coursehub_lti_identities"]), ("grading", ["grades"])):
-            e = create_engine(f"{base}/{db}")
-            with e.begin() as c:
-                for table in rows:
-                    c.execute(text(f"create table {table} (v text)"))
-                    c.execute(text(f"insert into {table} values ('{db}:{table}')"))
-            e.dispose()
+    url = {db: pg_database(db) for db in ("hub", "grading", "hub2", "grading2", "used")}
+    for db, rows in (("hub", ["users", "coursehub_lti_identities"]), ("grading", ["grades"])):
+        e = create_engine(url[db])
+        with e.begin() as c:
+            for table in rows:
+                c.execute(text(f"create table {table} (v text)"))
+                c.execute(text(f"insert into {table} values ('{db}:{table}')"))
+        e.dispose()
 
-        def settings(state: Path, hub: str, grading: str):
-            return load_settings(None, state_dir=state, hub={"db_url": f"{base}/{hub}"},
-                                 grading={"db_url": f"{base}/{grading}"})
+    def settings(state: Path, hub: str, grading: str):
+        return load_settings(None, state_dir=state, hub={"db_url": url[hub]}, grading={"db_url": url[grading]})
 
-        make_state(tmp_path / "live")
-        manifest = backup(settings(tmp_path / "live", "hub", "grading"), tmp_path / "b", progress=False)
-        assert {"hub/dump.pgc", "grading/dump.pgc"} <= set(manifest["files"])
-        assert "lti" not in manifest["parts"]  # the LTI tables are in the hub's database, dumped once
+    make_state(tmp_path / "live")
+    manifest = backup(settings(tmp_path / "live", "hub", "grading"), tmp_path / "b", progress=False)
+    assert {"hub/dump.pgc", "grading/dump.pgc"} <= set(manifest["files"])
+    assert "lti" not in manifest["parts"]  # the LTI tables are in the hub's database, dumped once
 
-        used = create_engine(f"{base}/used")
-        with used.begin() as c:
-            c.execute(text("create table keep (v text)"))
-        used.dispose()
-        with pytest.raises(Exception, match="already has tables"):
-            restore(tmp_path / "b", settings(tmp_path / "x", "used", "grading2"), progress=False)
+    used = create_engine(url["used"])
+    with used.begin() as c:
+        c.execute(text("create table keep (v text)"))
+    used.dispose()
+    with pytest.raises(Exception, match="already has tables"):
+        restore(tmp_path / "b", settings(tmp_path / "x", "used", "grading2"), progress=False)
 
-        restore(tmp_path / "b", settings(tmp_path / "new", "hub2", "grading2"), progress=False)
-        for db, table, value in (("hub2", "users", "hub:users"), ("hub2", "coursehub_lti_identities",
-                                 "hub:coursehub_lti_identities"), ("grading2", "grades", "grading:grades")):
-            e = create_engine(f"{base}/{db}")
-            with e.connect() as c:
-                assert c.execute(text(f"select v from {table}")).scalars().all() == [value]
-            e.dispose()
+    restore(tmp_path / "b", settings(tmp_path / "new", "hub2", "grading2"), progress=False)
+    for db, table, value in (("hub2", "users", "hub:users"), ("hub2", "coursehub_lti_identities",
+                             "hub:coursehub_lti_identities"), ("grading2", "grades", "grading:grades")):
+        e = create_engine(url[db])
+        with e.connect() as c:
+            assert c.execute(text(f"select v from {table}")).scalars().all() == [value]
+        e.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import grp
 import multiprocessing
 import os
 import pwd
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from support.accounts import random_prefix, remove_accounts
 
 from coursehub.platform import isolation
 
@@ -23,15 +23,10 @@ with_bwrap = pytest.mark.skipif(os.geteuid() != 0 or not isolation.bwrap_works()
 
 @pytest.fixture
 def prefix(monkeypatch):
-    p = f"cht{secrets.token_hex(3)}-"
+    p = random_prefix()
     monkeypatch.setenv(isolation.PREFIX_ENV, p)
     yield p
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(p):
-            subprocess.run(["userdel", entry.pw_name], capture_output=True)
-    for g in grp.getgrall():
-        if g.gr_name.startswith(p):
-            subprocess.run(["groupdel", g.gr_name], capture_output=True)
+    remove_accounts(p)
 
 
 def test_unix_names_are_valid_deterministic_and_never_shared():

@@ -8,9 +8,11 @@ Every browser process is closed when the block ends (also on failure).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,3 +40,19 @@ def browser_page(timeout_ms: int = 60_000) -> Iterator:
             context.close()
         finally:
             browser.close()
+
+
+def browser_login(page, hub, name: str) -> None:  # noqa: ANN001
+    """Sign in through the hub's login form (tests/support/hub.py), then hand the browser the cookies."""
+    session = hub.login(name)
+    page.context.add_cookies([{"name": c.name, "value": c.value, "url": hub.url + (c.path or "/")}
+                              for c in session.cookies])
+
+
+def screenshot(page, tmp_path: Path, name: str) -> None:  # noqa: ANN001
+    """Into the test's folder, and into $COURSEHUB_SCREENSHOTS (the docs' images) when set."""
+    page.screenshot(path=str(tmp_path / name))
+    if os.environ.get("COURSEHUB_SCREENSHOTS"):
+        folder = Path(os.environ["COURSEHUB_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / name))

@@ -2,7 +2,11 @@
 
     with pg_cluster(tmp_path) as pg:
         engine = create_engine(pg.url)   # postgresql+psycopg://postgres@127.0.0.1:<port>/postgres
+        url = pg.create_database()       # a fresh, uniquely named database on the same server
         pg.restart()                     # fault tests
+
+Tests do not start their own: they use the session's one server through the `pg_server`,
+`pg_database` and `pg_url` fixtures (tests/support/fixtures.py); benchmarks call pg_cluster directly.
 
 initdb refuses to run as root, so when we are root the cluster belongs to `nobody` (its folder is
 chowned, the server is started through `setpriv`); as any other user it simply runs as that user.
@@ -99,6 +103,35 @@ class PgCluster:
         """Stop and start the server (connections are cut; committed data must survive)."""
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-m", mode,
                   "-w", "-t", "60", "restart")
+
+    def url_for(self, database: str) -> str:
+        """The URL of another database on this server."""
+        return self.url.rsplit("/", 1)[0] + f"/{database}"
+
+    def _admin(self, sql: str, **params: str) -> None:
+        """One statement outside a transaction (CREATE DATABASE refuses to run in one)."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as c:
+                c.execute(sa.text(sql), params)
+        finally:
+            engine.dispose()
+
+    def create_database(self, hint: str = "t") -> str:
+        """A new empty database with a unique name (tests sharing one server never see each other's)."""
+        import uuid
+
+        name = f"{hint}_{uuid.uuid4().hex[:12]}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.url_for(name)
+
+    def close_connections(self, url: str) -> None:
+        """Cut the connections a test left open to a database of create_database. The database stays
+        until the server goes (DROP DATABASE forces a checkpoint: slower than a whole new cluster)."""
+        self._admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n",
+                    n=url.rsplit("/", 1)[1])
 
     def running(self) -> bool:
         r = subprocess.run(self._cmd(pg_bin("pg_ctl"), "-D", str(self.data), "status"), capture_output=True,

@@ -172,30 +172,25 @@ def test_timer_and_sync_now_share_one_sender(tmp_path, monkeypatch):
     assert runtime.shared_sender(settings) is first and len(built) == 1
 
 
-def test_claim_on_postgresql(tmp_path):
+def test_claim_on_postgresql(pg_url):
     """The claim is one UPDATE with a correlated NOT EXISTS: the same on PostgreSQL."""
-    import pytest
     from sqlalchemy import create_engine
     from sqlalchemy.orm import sessionmaker
-    from support.pg import available, pg_cluster
 
     from coursehub.grading.lms.models import Base
     from coursehub.grading.lms.outbox import claim
 
-    if not available():
-        pytest.skip("needs PostgreSQL binaries (scripts/setup --test)")
-    with pg_cluster(tmp_path) as cluster:
-        engine = create_engine(cluster.url)
-        Base.metadata.create_all(engine)
-        sessions = sessionmaker(engine, expire_on_commit=False)
-        now = dt.datetime(2030, 1, 1)
-        lease = dt.timedelta(seconds=300)
-        with sessions() as s:
-            old = enqueue(s, grade("ann", 1.0))
-            new = enqueue(s, grade("ann", 2.0, at=T0 + dt.timedelta(minutes=1)))
-            other = enqueue(s, grade("bob", 2.0))
-            assert claim(s, old.id, now, lease) is False  # superseded by the newer grade: not pending
-            assert claim(s, new.id, now, lease) and not claim(s, new.id, now, lease)
-            assert claim(s, other.id, now, lease)  # another user: independent
-            assert claim(s, new.id, now + lease + dt.timedelta(seconds=1), lease)  # lapsed claim: taken over
-        engine.dispose()
+    engine = create_engine(pg_url)
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    now = dt.datetime(2030, 1, 1)
+    lease = dt.timedelta(seconds=300)
+    with sessions() as s:
+        old = enqueue(s, grade("ann", 1.0))
+        new = enqueue(s, grade("ann", 2.0, at=T0 + dt.timedelta(minutes=1)))
+        other = enqueue(s, grade("bob", 2.0))
+        assert claim(s, old.id, now, lease) is False  # superseded by the newer grade: not pending
+        assert claim(s, new.id, now, lease) and not claim(s, new.id, now, lease)
+        assert claim(s, other.id, now, lease)  # another user: independent
+        assert claim(s, new.id, now + lease + dt.timedelta(seconds=1), lease)  # lapsed claim: taken over
+    engine.dispose()

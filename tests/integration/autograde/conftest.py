@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-DEMO_PS1 = REPO / "courses" / "demo-101" / "source" / "ps1"
 
-
-
-@pytest.fixture(scope="session")
-def demo_course(tmp_path_factory):
-    if not shutil.which("bwrap"):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test here that grades the demo course (tests/conftest.py's `demo_course`) needs bubblewrap:
+    without it the test is skipped before any fixture is made (and fails under CI=true)."""
+    if "demo_course" in getattr(item, "fixturenames", ()) and not shutil.which("bwrap"):
         pytest.skip("bubblewrap is not installed (scripts/setup --test installs it)")
-    from support import samples
-
-    return samples.make_course(tmp_path_factory.mktemp("demo") / "course", DEMO_PS1)
 
 
 @pytest.fixture

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import sqlite3
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
-import yaml
-from support.browser import browser_page, chromium_available
+from support.browser import browser_login, browser_page, chromium_available
+from support.courses import courses_with_staff
 from support.hub import running_hub
 from support.synthetic_gradebook import StudentRow, build_gradebook
 
@@ -26,27 +24,11 @@ pytestmark = [pytest.mark.browser,
 COURSE = "demo-101"
 
 
-def courses_with_staff(tmp_path: Path) -> Path:
-    dest = tmp_path / "courses"
-    shutil.copytree(SOURCE_ROOT / "courses", dest)
-    yml = dest / COURSE / "course.yaml"
-    data = yaml.safe_load(yml.read_text())
-    data["staff"] = {"instructors": ["prof"], "teaching_assistants": ["tara"]}
-    yml.write_text(yaml.safe_dump(data))
-    return dest
-
-
-def browser_login(page, hub, name: str) -> None:
-    """Sign in through the hub's login form (tests/support/hub.py), then hand the browser the cookies."""
-    session = hub.login(name)
-    page.context.add_cookies([{"name": c.name, "value": c.value, "url": hub.url + (c.path or "/")}
-                              for c in session.cookies])
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("dashhub")
-    with running_hub(tmp_path, settings={"courses_dir": str(courses_with_staff(tmp_path))}) as hub:
+    courses = courses_with_staff(tmp_path, ["prof"], ["tara"])
+    with running_hub(tmp_path, settings={"courses_dir": str(courses)}) as hub:
         gradebook = hub.state_dir / "course-dirs" / COURSE / "gradebook.db"
         gradebook.parent.mkdir(parents=True, exist_ok=True)
         build_gradebook(f"sqlite:///{gradebook}", students=[StudentRow(f"s{i}") for i in range(5)],

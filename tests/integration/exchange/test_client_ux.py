@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from support.browser import chromium_available
+from support.browser import chromium_available, screenshot
 from support.exchange import make_notebook, write_course
 from support.fakehub import FakeHub
 from support.grading import GradingService, running_service
@@ -166,15 +166,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, courses_dir: Path, fakehub
 def student(tmp_path_factory: pytest.TempPathFactory, service: GradingService, tokens: dict) -> Iterator[UserServer]:
     with user_server(tmp_path_factory.mktemp("alice"), service.url, tokens["alice"]) as server:
         yield server
-
-
-def screenshot(page, tmp_path: Path, name: str) -> None:  # noqa: ANN001
-    """Into the test's folder, and into $COURSEHUB_SCREENSHOTS (the docs' images) when set."""
-    page.screenshot(path=str(tmp_path / name))
-    if os.environ.get("COURSEHUB_SCREENSHOTS"):
-        folder = Path(os.environ["COURSEHUB_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / name))
 
 
 def one_sentence(text: str) -> None:

@@ -9,36 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
 import requests
-import yaml
 from nbgrader.api import Gradebook
+from support.courses import courses_with_staff
 from support.hub import running_hub
 from support.net import wait_until
 
 from coursehub.grading import envparity
 from coursehub.grading.exchange.launch import fetch_for_launch
-from coursehub.paths import SOURCE_ROOT
-
-
-def courses_with_staff(tmp_path: Path) -> Path:
-    dest = tmp_path / "courses"
-    shutil.copytree(SOURCE_ROOT / "courses", dest)
-    # graded in the platform's environment: building demo-101's own is tested in tests/integration/environments
-    shutil.rmtree(dest / "demo-101" / "environment")
-    yml = dest / "demo-101" / "course.yaml"
-    data = yaml.safe_load(yml.read_text())
-    data["staff"] = {"instructors": ["prof"], "teaching_assistants": ["tara"]}
-    yml.write_text(yaml.safe_dump(data))
-    return dest
 
 
 def test_release_fetch_submit_collect_through_the_hub(tmp_path):
-    courses = courses_with_staff(tmp_path)
+    # graded in the platform's environment: building demo-101's own is tested in tests/integration/environments
+    courses = courses_with_staff(tmp_path, ["prof"], ["tara"], platform_environment=True)
     with running_hub(tmp_path, settings={"courses_dir": str(courses)}) as hub:
         hub.login("prof")
         browser = hub.login("stud")

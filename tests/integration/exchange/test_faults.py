@@ -18,8 +18,6 @@ from sqlalchemy import create_engine, func, select
 from support.exchange import COURSE, MEMBERS, make_courses, make_notebook
 from support.fakehub import FakeHub
 from support.grading import running_service
-from support.pg import available as pg_available
-from support.pg import pg_cluster
 
 from coursehub.grading.archive import pack
 from coursehub.grading.models import Submission
@@ -130,10 +128,10 @@ def test_sigkill_mid_upload(tmp_path, hub, tokens):
         assert {r.upload_id for r in rows} == acked | failed | {"cut-1"}
 
 
-@pytest.mark.skipif(not pg_available(), reason="PostgreSQL 15 binaries not installed")
-def test_postgres_restart_during_burst(tmp_path, hub, tokens):
+def test_postgres_restart_during_burst(tmp_path, hub, tokens, pg_server, pg_url):
     courses = make_courses(tmp_path / "courses")
-    with pg_cluster(tmp_path) as pg, running_service(tmp_path, courses, hub, db_url=pg.url) as svc:
+    pg = pg_server  # the session's shared server: this test restarts it, its database is its own
+    with running_service(tmp_path, courses, hub, db_url=pg_url) as svc:
         storage = tmp_path / "state" / "exchange"
         release(svc.url, tokens["inst"])
         body = pack({"p1.ipynb": make_notebook(pad=20_000).encode()})
@@ -169,7 +167,7 @@ def test_postgres_restart_during_burst(tmp_path, hub, tokens):
         for t in threads:
             t.join(120)
         assert len(acked) == 150
-        rows = check_store(pg.url, storage)
+        rows = check_store(pg_url, storage)
         assert {r.upload_id for r in rows} == set(acked)
         assert len(rows) == 150
         assert at_restart < 150  # the restart happened during the burst

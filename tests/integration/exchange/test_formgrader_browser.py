@@ -5,17 +5,11 @@ course.yaml deadline is what the formgrader shows. One hub start-up for the modu
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 import requests
-import yaml
-from support.browser import browser_page, chromium_available
+from support.browser import browser_login, browser_page, chromium_available, screenshot
+from support.courses import courses_with_staff
 from support.hub import running_hub
-
-from coursehub.paths import SOURCE_ROOT
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")]
@@ -23,26 +17,10 @@ pytestmark = [pytest.mark.browser,
 COURSE = "demo-101"
 
 
-def courses_with_staff(tmp_path: Path) -> Path:
-    dest = tmp_path / "courses"
-    shutil.copytree(SOURCE_ROOT / "courses", dest)
-    yml = dest / COURSE / "course.yaml"
-    data = yaml.safe_load(yml.read_text())
-    data["staff"] = {"instructors": ["prof"]}
-    yml.write_text(yaml.safe_dump(data))
-    return dest
-
-
-def browser_login(page, hub, name: str) -> None:  # noqa: ANN001
-    session = hub.login(name)
-    page.context.add_cookies([{"name": c.name, "value": c.value, "url": hub.url + (c.path or "/")}
-                              for c in session.cookies])
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):  # noqa: ANN001, ANN201
     tmp_path = tmp_path_factory.mktemp("fghub")
-    with running_hub(tmp_path, settings={"courses_dir": str(courses_with_staff(tmp_path))}) as hub:
+    with running_hub(tmp_path, settings={"courses_dir": str(courses_with_staff(tmp_path, ["prof"]))}) as hub:
         hub.login("prof")  # staff groups come with the login
         hub.prof_url = hub.start_server("prof", course=COURSE)
         hub.prof = {"Authorization": f"token {hub.user_token('prof')}"}
@@ -51,15 +29,6 @@ def hub(tmp_path_factory):  # noqa: ANN001, ANN201
         assert r.status_code == 200 and r.json()["success"], r.text
         yield hub
         hub.stop_server("prof")
-
-
-def screenshot(page, tmp_path: Path, name: str) -> None:  # noqa: ANN001
-    """Into the test's folder, and into $COURSEHUB_SCREENSHOTS (the docs' images) when set."""
-    page.screenshot(path=str(tmp_path / name))
-    if os.environ.get("COURSEHUB_SCREENSHOTS"):
-        folder = Path(os.environ["COURSEHUB_SCREENSHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / name))
 
 
 def test_formgrader_inside_the_instructors_lab(hub, tmp_path):

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -16,6 +13,7 @@ import psutil
 import pytest
 import requests
 import yaml
+from support.accounts import random_prefix, remove_accounts
 from support.hub import stop_process_tree
 from support.net import wait_until
 
@@ -28,16 +26,11 @@ pytestmark = pytest.mark.hubcompat
 @pytest.fixture
 def env(monkeypatch):
     """The environment of `up`: a test-only account prefix (users mode as root), removed afterwards."""
-    prefix = f"cht{secrets.token_hex(3)}-"
+    prefix = random_prefix()
     e = {**os.environ, "PYTHONUNBUFFERED": "1", isolation.PREFIX_ENV: prefix,
          "PATH": f"{SOURCE_ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
     yield e
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(prefix):
-            subprocess.run(["userdel", entry.pw_name], capture_output=True)
-    for g in grp.getgrall():
-        if g.gr_name.startswith(prefix):
-            subprocess.run(["groupdel", g.gr_name], capture_output=True)
+    remove_accounts(prefix)
 
 
 def start_up(args: list[str], log: Path, env: dict) -> subprocess.Popen:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.accounts import random_prefix, remove_accounts
 from support.hub import running_hub
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
@@ -53,22 +53,11 @@ print("PROBE" + json.dumps(out))
 @pytest.fixture
 def prefix(monkeypatch):
     """A test-only account prefix; every account and group made with it is removed afterwards."""
-    p = f"cht{secrets.token_hex(3)}-"
+    p = random_prefix()
     monkeypatch.setenv(isolation.PREFIX_ENV, p)
     monkeypatch.setenv(isolation.MODE_ENV, "users")
     yield p
     remove_accounts(p)
-
-
-def remove_accounts(prefix: str) -> None:
-    for entry in pwd.getpwall():
-        if entry.pw_name.startswith(prefix):
-            subprocess.run(["userdel", entry.pw_name], capture_output=True)
-    import grp
-
-    for g in grp.getgrall():
-        if g.gr_name.startswith(prefix):
-            subprocess.run(["groupdel", g.gr_name], capture_output=True)
 
 
 async def _execute(server_url: str, token: str, code: str, timeout: float = 90) -> str:

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restore": ("coursehub.restore", "put a backup back into an empty state folder"),
     "env": ("coursehub.platform.environments_cli", "lock, build and image a course's environment (environment/ folder)"),
     "loadtest": ("coursehub.loadtest.cli", "load-test a running coursehub: lecture start (launches) or deadline (submissions)"),
-    "lti": ("coursehub.platform.lti.registration_cli", "review dynamically registered LMS platforms: list, approve, reject"),
+    "lti": ("coursehub.platform.lti.registration_cli", "LMS platforms: list them; approve or reject dynamic registrations"),
 }
 
 

@@ -48,7 +48,13 @@ def nonce_for(nonce_state: str) -> str:
     return hashlib.sha256(nonce_state.encode()).hexdigest()
 
 
-def _disabled() -> LaunchRefused:
+def _blocked(state: str, platform: str) -> LaunchRefused:
+    """The refusal for a stored registration that may not launch (pending approval, or rejected)."""
+    if state == "pending":
+        return LaunchRefused("platform_pending", "This LMS registered itself with coursehub, but the coursehub "
+                             "operators have not approved the registration yet, so launches are refused. LMS "
+                             "administrators: ask the coursehub operators to approve it (`coursehub lti approve "
+                             f"{platform}`).", 403)
     return LaunchRefused("platform_disabled", "This LMS's registration with coursehub is switched off. Ask "
                          "your course's instructor to contact the coursehub operators.", 403)
 
@@ -77,8 +83,9 @@ class LoginInitHandler(SecurityHeaders, PageMixin, LTI13LoginInitHandler):
             return await self.refuse(LaunchRefused(
                 reason, "This LMS is not registered with coursehub. Ask your course's instructor to contact "
                 "the coursehub operators.", 403), **ids)
-        if auth.registration_store.is_disabled(registration):
-            return await self.refuse(_disabled(), platform=registration.name, **ids)
+        blocked = auth.registration_store.blocked(registration)
+        if blocked:
+            return await self.refuse(_blocked(blocked, registration.name), platform=registration.name, **ids)
         deployment = args.get("lti_deployment_id")
         if deployment and deployment not in registration.deployment_ids:
             return await self.refuse(LaunchRefused(
@@ -154,8 +161,9 @@ class CallbackHandler(SecurityHeaders, PageMixin, LTI13CallbackHandler):
         if registration is None:
             return await self.refuse(LaunchRefused("unknown_issuer", "This LMS is no longer registered.", 403))
         ids: dict[str, Any] = {"platform": registration.name, "iss": registration.issuer}
-        if auth.registration_store.is_disabled(registration):  # rejected since the login started
-            return await self.refuse(_disabled(), **ids)
+        blocked = auth.registration_store.blocked(registration)
+        if blocked:  # rejected since the login started
+            return await self.refuse(_blocked(blocked, registration.name), **ids)
         try:
             launch = await auth.validator.validate(id_token, registration, nonce_for(cookie.get("nonce_state", "")))
         except LaunchRefused as refusal:

@@ -2,12 +2,16 @@
 
 - `/hub/lti13/registration-links` (hub admins only: the `admin:users` scope): GET a form, POST to
   create a link valid for a day. The operator pastes the link into the LMS's "register by URL".
+  The same page lists the registrations pending approval with approve/reject buttons (POST
+  `decision=approve|reject&platform=NAME`), the admin page's side of `coursehub lti approve|reject`.
 - `/hub/lti13/register?rt=...&openid_configuration=...&registration_token=...`: what the LMS opens.
   The one-time token is spent first (even if registration then fails), so a link leaked later is
   worthless; an admin's session alone is not enough, because a cross-site page could make an
   admin's browser open this GET with an attacker's configuration URL.
-The new platform is stored (`registration_store.py`) and added to the running registry: launches
-work at once, without a restart or a YAML edit.
+The new platform is stored (`registration_store.py`) *pending* and added to the running registry:
+its launches are refused (`platform_pending`) until an operator runs `coursehub lti approve NAME`,
+which holds at once, without a restart or a YAML edit. The LMS admin running the handshake is not
+the coursehub operator: the link only lets an LMS ask, the operator decides.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .dynamic_registration import (
 )
 from .pages import PageMixin
 from .refusal import LaunchRefused
+from .registration_store import ACTIVE, DISABLED, PENDING
 from .tool_config import registration_request
 from .web import SecurityHeaders, bounded, public_origin
 
@@ -57,23 +62,52 @@ class RegistrationLinksHandler(SecurityHeaders, PageMixin, BaseHandler):
         user = self.current_user
         return getattr(user, "kind", "user") != "user" or "application/json" in self.request.headers.get("Accept", "")
 
+    def _pending(self) -> list[dict]:
+        """The stored registrations waiting for approval: name, issuer, since (epoch seconds)."""
+        return [{"name": r["name"], "issuer": r["issuer"], "registered": r["created_at"]}
+                for r in self.authenticator.registration_store.listing() if r["state"] == PENDING]
+
+    async def _page(self, status: int, link: str | None = None, platform_name: str = "", error: str = "",
+                    decided: str = "") -> None:
+        await self.render_page("lti_registration_links.html", status, link=link, platform_name=platform_name,
+                               error=error, decided=decided, pending=self._pending())
+
     @web.authenticated
     async def get(self) -> None:
         self._admin()
         if self._json():
-            return self.finish({"create": "POST here (name=optional platform name) for a one-time link"})
-        await self.render_page("lti_registration_links.html", 200, link=None, platform_name="", error="")
+            return self.finish({"create": "POST here (name=optional platform name) for a one-time link",
+                                "decide": "POST decision=approve|reject&platform=NAME",
+                                "pending": self._pending()})
+        await self._page(200)
+
+    async def _decide(self, admin: str, decision: str) -> None:
+        """Approve or reject a stored registration (pending or not), as `coursehub lti approve|reject`."""
+        name = bounded(self.get_body_argument("platform", "").strip(), 64, "platform")
+        if decision not in ("approve", "reject"):
+            raise web.HTTPError(400, "decision: approve or reject")
+        state = ACTIVE if decision == "approve" else DISABLED
+        if not name or not self.authenticator.registration_store.set_state(name, state, f"admin:{admin}"):
+            if self._json():
+                raise web.HTTPError(404, "no dynamically registered platform has this name")
+            return await self._page(404, error=f"No dynamically registered platform is named {name!r}.")
+        self.log.info("LTI registration %s: %s by hub admin %s", name, state, admin)
+        if self._json():
+            return self.finish({"platform": name, "state": state})
+        await self._page(200, decided=f"{name}: {state}")
 
     @web.authenticated
     async def post(self) -> None:
         admin = self._admin()
+        decision = self.get_body_argument("decision", "")
+        if decision:
+            return await self._decide(admin, decision)
         name = bounded(self.get_body_argument("name", "").strip().lower(), 56, "name")
         if name and (not re.match(_NAME, name) or self.authenticator.registry.by_name(name)):
             if self._json():
                 raise web.HTTPError(400, "name: lower-case letters, digits, dashes; not a registered platform's")
-            return await self.render_page("lti_registration_links.html", 400, link=None, platform_name=name,
-                                          error="Use lower-case letters, digits and dashes, and a name no "
-                                          "registered platform has.")
+            return await self._page(400, platform_name=name, error="Use lower-case letters, digits and dashes, "
+                                    "and a name no registered platform has.")
         token = self.authenticator.registration_store.create_link(admin, name, LINK_TTL)
         hub = url_path_join(public_origin(self.authenticator, self.request), self.hub.base_url)
         link = url_concat(url_path_join(hub, REGISTER_PATH), {"rt": token})
@@ -81,7 +115,7 @@ class RegistrationLinksHandler(SecurityHeaders, PageMixin, BaseHandler):
         if self._json():
             self.set_header("Cache-Control", "no-store")
             return self.finish({"url": link, "platform": name or None, "expires_in": LINK_TTL})
-        await self.render_page("lti_registration_links.html", 200, link=link, platform_name=name, error="")
+        await self._page(200, link=link, platform_name=name)
 
 
 class RegisterHandler(SecurityHeaders, PageMixin, BaseHandler):
@@ -110,13 +144,13 @@ class RegisterHandler(SecurityHeaders, PageMixin, BaseHandler):
             return await self._refuse(f"registration_{e.reason}", e.message, 400)
         if auth.registry.find(registration.issuer, registration.client_ids[0]) is not None:
             return await self._refuse("registration_duplicate", "This LMS client is already registered.", 409)
-        auth.registration_store.save(registration)
+        auth.registration_store.save(registration, PENDING, by=f"registration (link by {link['created_by']})")
         auth.registry.add(registration)
-        audit(self.log, "accepted", "registered", platform=registration.name, iss=registration.issuer,
+        audit(self.log, "accepted", "registered", platform=registration.name, state=PENDING, iss=registration.issuer,
               client_id=registration.client_ids[0], deployment=",".join(registration.deployment_ids),
               admin=link["created_by"])
         await self.render_page("lti_registered.html", 200, platform_name=registration.name,
-                               deployments=registration.deployment_ids)
+                               deployments=registration.deployment_ids, state=PENDING)
 
     async def _refuse(self, reason: str, message: str, status: int = 400) -> Any:
         await self.refuse(LaunchRefused(reason, message, status))

@@ -1,6 +1,9 @@
 """Platforms registered through LTI Dynamic Registration, the one-time links that allow it, and
 the operators' approve/reject decisions on them.
 
+A registration arrives *pending*: the LMS admin who ran the handshake is not the coursehub operator,
+so nothing is launched and no grades or rosters are exchanged until an operator approves it.
+
 They live in the LTI database (next to `store.py`'s tables, on the same engine), so a registration
 survives restarts and needs no YAML edit; YAML registrations keep working beside them. A link's
 token is kept only as its SHA-256: a database dump does not hand out registration rights.
@@ -38,8 +41,9 @@ links = sa.Table(
 )
 
 
-#: Operator decisions on stored registrations (`coursehub lti approve|reject NAME`). No row: active,
-#: as every registration is when it arrives (the admin's one-time link was the approval).
+#: The state of each stored registration: pending when it arrives, then the operators' decisions
+#: (`coursehub lti approve|reject NAME`). No row: active (registrations stored before approval
+#: existed were active on arrival, and an upgrade must not switch them off).
 states = sa.Table(
     "coursehub_lti_registration_states", metadata,
     sa.Column("name", sa.String(64), primary_key=True),
@@ -47,7 +51,7 @@ states = sa.Table(
     sa.Column("changed_by", sa.String(255), nullable=False),
     sa.Column("changed_at", sa.Float, nullable=False),
 )
-ACTIVE, DISABLED = "active", "disabled"
+PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
 
 
 def _sha(token: str) -> str:
@@ -81,11 +85,18 @@ class RegistrationStore:
             return None
         return {"name": row.name, "created_by": row.created_by}
 
-    def save(self, registration: LaunchRegistration) -> None:
+    def save(self, registration: LaunchRegistration, state: str = PENDING, by: str = "registration") -> None:
+        """Store a new registration, pending an operator's approval unless `state` says otherwise."""
+        if state not in (PENDING, ACTIVE, DISABLED):
+            raise ValueError(f"unknown registration state {state!r}")
+        now = time.time()
         with self.engine.begin() as c:
             c.execute(sa.insert(registrations).values(
                 name=registration.name, issuer=registration.issuer,
-                data=json.dumps(registration.to_dict()), created_at=time.time()))
+                data=json.dumps(registration.to_dict()), created_at=now))
+            c.execute(sa.delete(states).where(states.c.name == registration.name))
+            c.execute(sa.insert(states).values(name=registration.name, state=state, changed_by=by[:255],
+                                               changed_at=now))
 
     def all(self, active_only: bool = False) -> list[LaunchRegistration]:
         """Stored registrations, oldest first (only the active ones with `active_only`)."""
@@ -102,7 +113,8 @@ class RegistrationStore:
             return [{**dict(r._mapping), "state": r.state or ACTIVE} for r in c.execute(q)]
 
     def set_state(self, name: str, state: str, changed_by: str) -> bool:
-        """Approve (ACTIVE) or reject (DISABLED) a stored registration; False if there is none."""
+        """Approve (ACTIVE) or reject (DISABLED) a stored registration, pending or not; False if
+        there is none. Nothing goes back to PENDING: that state is only a new arrival's."""
         if state not in (ACTIVE, DISABLED):
             raise ValueError(f"state must be {ACTIVE!r} or {DISABLED!r}")
         with self.engine.begin() as c:
@@ -113,13 +125,16 @@ class RegistrationStore:
                                                changed_at=time.time()))
         return True
 
-    def is_disabled(self, registration: LaunchRegistration) -> bool:
-        """True when this very registration is stored and an operator rejected it (a settings entry
-        of the same name is another registration: it is not affected). Read at every launch, so a
-        decision made with the command line holds at once, without a hub restart."""
-        q = (sa.select(registrations.c.data)
+    def blocked(self, registration: LaunchRegistration) -> str | None:
+        """PENDING or DISABLED when this very registration is stored and may not launch; None when it
+        may (active, or not a stored one: a settings entry of the same name is another registration).
+        Read at every launch, so a decision made with the command line holds at once, without a hub
+        restart."""
+        q = (sa.select(registrations.c.data, states.c.state)
              .join(states, states.c.name == registrations.c.name)
-             .where(registrations.c.name == registration.name, states.c.state == DISABLED))
+             .where(registrations.c.name == registration.name, states.c.state.in_((PENDING, DISABLED))))
         with self.engine.connect() as c:
-            data = c.execute(q).scalar()
-        return data is not None and LaunchRegistration.from_dict(json.loads(data)) == registration
+            row = c.execute(q).first()
+        if row is None or LaunchRegistration.from_dict(json.loads(row.data)) != registration:
+            return None
+        return row.state

@@ -26,7 +26,7 @@ def test_grading_sees_the_same_platforms_as_the_hub(tmp_path):
     assert list(platforms_from_settings(settings)) == list(services.registrations(settings)) == ["local-lms"]
     store = services.open_store(settings)
     try:
-        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}))
+        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}), state="active")
     finally:
         store.dispose()
     hub = services.registrations(settings)

@@ -107,7 +107,7 @@ def test_other_areas_see_stored_registrations(tmp_path):
     assert not (tmp_path / "lti.sqlite").exists()  # reading created nothing
     store = services.open_store(settings)
     try:
-        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}))
+        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}), state="active")
     finally:
         store.dispose()
     assert [r.name for r in services.dynamic_registrations(settings)] == ["canvas"]
@@ -124,7 +124,7 @@ def test_grade_sync_sees_dynamically_registered_platforms(tmp_path):
     assert "canvas" not in platforms_from_settings(settings)
     store = services.open_store(settings)
     try:
-        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}))
+        RegistrationStore(store.engine).save(registration_from("canvas", CONFIG, {"client_id": "c-1"}), state="active")
     finally:
         store.dispose()
     platform = platforms_from_settings(settings)["canvas"]

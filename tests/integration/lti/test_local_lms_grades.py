@@ -1,7 +1,9 @@
 """The whole grade round trip on the local platform: people launch from the local LMS page (which
 announces its AGS and NRPS services), a student's submission is autograded by the hub's own worker,
-the dashboard's "send grades to the LMS" delivers the score through the local LMS's token endpoint
-and AGS, the local LMS gradebook page shows it, and "update roster" reads the local NRPS roster."""
+then in chromium the instructor launches from the local LMS page, presses the dashboard's "send
+grades to the LMS" (the score goes through the local LMS's token endpoint and AGS), reads it on the
+local LMS gradebook page (both LMS pages checked with axe-core) and presses "update roster" (the
+local NRPS roster). The student's steps that are not about the LMS stay API-driven."""
 
 from __future__ import annotations
 
@@ -12,20 +14,24 @@ import re
 import shutil
 import subprocess
 import sys
-from html import unescape
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import requests
 import yaml
 from fakelms.client import local_lms_launch
+from support.browser import browser_page, chromium_available, screenshot
 from support.hub import running_hub
 from support.net import wait_until
 
 from coursehub.grading.archive import pack
 from coursehub.paths import SOURCE_ROOT
 
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")
+
 COURSE, ASSIGNMENT = "demo-101", "ps1"
+AXE = SOURCE_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 IDENTITIES = "select display_name, username from coursehub_lti_identities"
 
 
@@ -57,12 +63,14 @@ def api(hub, token: str, method: str, path: str, **kw) -> requests.Response:  # 
     return r
 
 
-def dashboard_says(hub, token: str, redirect: requests.Response) -> str:  # noqa: ANN001
-    assert redirect.status_code == 302
-    page = requests.get(requests.compat.urljoin(f"{hub.url}/", redirect.headers["Location"]), timeout=60,
-                        headers={"Authorization": f"token {token}"}).text
-    found = re.search(r'role="status">(.*?)</p>', page, re.S)
-    return unescape(found.group(1)) if found else ""
+def axe_problems(page) -> list[str]:  # noqa: ANN001
+    """Serious and critical axe-core violations on the page (npm install --no-save axe-core)."""
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is not installed ({AXE}): run npm install")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
@@ -105,15 +113,45 @@ def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
         score = graded()
         assert score > 0
 
-        # "send grades to the LMS": token, line item and score on the local LMS
-        said = dashboard_says(hub, prof_token, api(hub, prof_token, "POST", f"dashboard/{COURSE}/sync/now"))
-        assert "sent now: 1" in said, said
-        book = requests.get(f"{hub.url}/hub/lms/gradebook", timeout=60)
-        assert book.status_code == 200
-        row = re.search(r'<tr data-user="[^"]+">\s*<th scope="row">Sam Student</th>(.*?)</tr>', book.text, re.S)
-        assert row is not None, book.text[:3000]
-        assert f">{score:g} / " in row.group(1), row.group(1)
-        assert f'<th scope="col" data-lineitem="{ASSIGNMENT}">Problem set 1 <small>' in book.text
+        # in chromium, as a person clicks: the instructor launches from the local LMS page, opens the grade
+        # dashboard from the staff page, sends the grades (token, line item and score on the local LMS)
+        # and reads the score on the local LMS gradebook page
+        with browser_page(timeout_ms=120_000) as page:
+            assert page.goto(f"{hub.url}/hub/lms").status == 200
+            assert axe_problems(page) == []  # the local LMS page itself
+            form = page.locator(f'tr[data-kind="assignment"][data-item="{ASSIGNMENT}"] form') \
+                .filter(has=page.locator('button[data-launch="instructor"]'))
+            form.locator('input[name="person"]').fill("Ines Teacher")
+            with page.context.expect_page() as opened:  # launches open a new window, as LMSes do
+                form.locator("button").click()
+            staff = opened.value  # signed in as the instructor: the launch heads for their formgrader
+            who = re.escape(prof)  # (the formgrader itself is tested in test_local_lms_browser.py)
+            staff.wait_for_url(re.compile(rf"/hub/spawn-pending/{who}\?|/user/{who}/formgrader"), wait_until="commit")
+            assert staff.goto(f"{hub.url}/services/grading/course/{COURSE}/staff").status == 200
+            staff.get_by_role("link", name="Grade dashboard").click()
+            staff.get_by_role("button", name="Send changed grades to the LMS now").click()
+            staff.wait_for_url(lambda url: "msg=" in url)
+            said = staff.locator("p[role=status]").inner_text()
+            assert "sent now: 1" in said, said
+
+            assert staff.goto(f"{hub.url}/hub/lms/gradebook").status == 200
+            book = staff.locator(f'section[data-course="{COURSE}"] table.gradebook')
+            column = book.locator(f'thead th[data-lineitem="{ASSIGNMENT}"]')
+            assert column.inner_text().startswith("Problem set 1 (of "), column.inner_text()
+            sam_row = book.locator("tbody tr", has=staff.locator('th[scope="row"]', has_text="Sam Student"))
+            assert sam_row.count() == 1, book.inner_html()[:3000]
+            at = book.locator("thead th").evaluate_all(f"ths => ths.findIndex(t => t.dataset.lineitem === '{ASSIGNMENT}')")
+            cell = sam_row.locator("td.score").nth(at - 1).inner_text()  # the first column names the person
+            assert cell.startswith(f"{score:g} / "), sam_row.inner_text()
+            assert axe_problems(staff) == []
+            screenshot(staff, tmp_path, "local-lms-gradebook.png")
+
+            # "update roster": the local LMS's NRPS roster (everyone who launched)
+            assert staff.goto(f"{hub.url}/services/grading/dashboard/{COURSE}").status == 200
+            with staff.expect_navigation():
+                staff.get_by_role("button", name="Update the roster from the LMS").click()
+            said = staff.locator("p[role=status]").inner_text()
+            assert said.startswith("Roster updated: 2 members"), said
 
         # its services answer only to a token from its token endpoint, for its own courses
         items = f"{hub.url}/hub/lms/ags/demo-101-context/lineitems"
@@ -128,6 +166,3 @@ def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
         assert requests.get(f"{hub.url}/hub/lms/ags/other-context/lineitems", timeout=30).status_code == 404
         assert f">{score:g} / " in requests.get(f"{hub.url}/hub/lms/gradebook", timeout=60).text  # unchanged
 
-        # "update roster": the local LMS's NRPS roster (everyone who launched)
-        said = dashboard_says(hub, prof_token, api(hub, prof_token, "POST", f"dashboard/{COURSE}/roster/sync"))
-        assert said.startswith("Roster updated: 2 members"), said

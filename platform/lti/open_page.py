@@ -23,7 +23,7 @@ from ..courses import COURSE_ID_PATTERN
 from ..groups import courses_of, is_staff
 from .opening import FetchRequest, ensure_assignment, first_notebook, lab_url, textbook_launch_url
 from .pages import PageMixin
-from .targets import Target, open_path, textbook_pages
+from .targets import Target, open_path, staff_page_path, textbook_pages
 from .web import SecurityHeaders
 
 JH6 = jupyterhub.version_info >= (6,)
@@ -102,11 +102,13 @@ class OpenHandler(SecurityHeaders, PageMixin, BaseHandler):
             return self.redirect(f"{url}?{urlencode({option: course.id, 'next': back})}")
 
         home = _home_dir(spawner)
+        fetcher = auth.assignment_fetcher
+        if target.kind != "textbook" and fetcher is not None and is_staff(roles[course.id]):
+            # Staff land on the course's staff page: release/collect state, autograde progress, LMS
+            # sync, and links to their Lab (formgrader inside it) and the dashboard. Their server is
+            # already running, so the links answer at once.
+            return self.redirect(staff_page_path(self.base_url, course.id))
         if target.kind == "assignment":
-            fetcher = auth.assignment_fetcher
-            if fetcher is not None and is_staff(roles[course.id]):
-                # Staff release, collect and grade in the formgrader (their server has it).
-                return self.redirect(url_path_join(user.url, "formgrader"))
             token = None
             if fetcher is not None:  # the exchange fetches inside the user's own server, as the user
                 token = user.new_api_token(scopes=[f"access:servers!user={user.name}"], expires_in=300,

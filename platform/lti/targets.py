@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import parse_qs, quote, urlencode, urlparse
 
 from ..courses import Course
 
@@ -51,3 +51,14 @@ def open_path(hub_base_url: str, course_id: str, target: Target) -> str:
     if target.kind in ("assignment", "textbook"):
         args[target.kind] = target.item
     return f"{hub_base_url.rstrip('/')}/coursehub/open?{urlencode(args)}"
+
+
+#: Where staff land from a launch: the grading service's staff page of the course (the route of
+#: grading/dashboard/pages.py below grading/service/hub.py's PREFIX; tests/platform/lti checks both).
+STAFF_PAGE = "services/grading/course/{course}/staff"
+
+
+def staff_page_path(base_url: str, course_id: str) -> str:
+    """The staff landing page of `course_id` below the hub's public base URL (e.g. "/")."""
+    prefix = f"/{base_url.strip('/')}/" if base_url.strip("/") else "/"
+    return prefix + STAFF_PAGE.format(course=quote(course_id, safe=""))

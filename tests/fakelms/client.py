@@ -42,7 +42,7 @@ def signed_in(session: requests.Session) -> bool:
 
 def follow_to_server(session: requests.Session, hub_url: str, location: str, timeout: float = 300) -> str:
     """Follow the hub's redirects (spawn, spawn-pending, open) like a browser until they leave the
-    hub for the user's server (JupyterLab, the formgrader, nbgitpuller); returns that URL. A page
+    hub for the user's server (JupyterLab, nbgitpuller) or a service (the staff page); returns that URL. A page
     the hub answers with instead (e.g. "not released") raises PageInstead."""
     import time
 
@@ -53,7 +53,7 @@ def follow_to_server(session: requests.Session, hub_url: str, location: str, tim
         if r.status_code in (301, 302, 303):
             nxt = r.headers["Location"]
             url = hub_url + nxt if nxt.startswith("/") else nxt
-            if "/user/" in url and "/hub/" not in url:
+            if ("/user/" in url or "/services/" in url) and "/hub/" not in url:
                 return url
             continue
         if r.status_code == 200 and "spawn-pending" in url:
@@ -61,6 +61,22 @@ def follow_to_server(session: requests.Session, hub_url: str, location: str, tim
             continue
         raise PageInstead(r)
     raise TimeoutError(url)
+
+
+_LAB_LINK = re.compile(r'<a class="button" href="/user/([^/"]+)/lab" id="open-lab">')
+
+
+def staff_landing(session: requests.Session, hub_url: str, location: str, course: str) -> str:
+    """Follow a staff launch to the course's staff page (through the service's hub sign-in) and
+    return the signed-in staff member's hub name, read from the page's link to their JupyterLab.
+    Their server is running by then: the launch starts it before it lands."""
+    page = follow_to_server(session, hub_url, location)
+    assert page == f"{hub_url}/services/grading/course/{course}/staff", page
+    r = session.get(page, timeout=60)
+    assert r.status_code == 200 and r.url == page, (r.status_code, r.url)
+    match = _LAB_LINK.search(r.text)
+    assert match, r.text[:2000]
+    return match[1]
 
 
 class PageInstead(Exception):

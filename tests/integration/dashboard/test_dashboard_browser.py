@@ -5,18 +5,15 @@ gradebook and in the dashboard's export. One hub start-up for the module."""
 from __future__ import annotations
 
 import io
-import os
 import sqlite3
 
 import pandas as pd
 import pytest
 import requests
-from support.browser import browser_login, browser_page, chromium_available
+from support.browser import axe_problems, browser_login, browser_page, chromium_available, screenshot
 from support.courses import courses_with_staff
 from support.hub import running_hub
 from support.synthetic_gradebook import StudentRow, build_gradebook
-
-from coursehub.paths import SOURCE_ROOT
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")]
@@ -58,9 +55,6 @@ def test_instructor_sees_counts_and_plots(hub):
         assert "5 changed grade(s) queued" in page.locator("p[role=status]").inner_text()
 
 
-AXE = SOURCE_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
 def test_dashboard_on_a_phone_sorts_filters_and_passes_axe(hub, tmp_path):
     """390 px wide: the page never scrolls sideways (the wide students table scrolls in its own box),
     the table sorts and filters in place, and axe-core finds no serious or critical violation."""
@@ -82,15 +76,8 @@ def test_dashboard_on_a_phone_sorts_filters_and_passes_axe(hub, tmp_path):
         assert "1 of 5 students shown" in page.locator("#shown").inner_text()
         page.get_by_label("Find a student").fill("")
         page.evaluate("() => { document.querySelector('.scroll').scrollLeft = 0; window.scrollTo(0, 0); }")
-        page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
-        if os.environ.get("COURSEHUB_SCREENSHOTS"):  # the picture in docs/instructors/grades.md
-            page.screenshot(path=str(SOURCE_ROOT / "docs" / "instructors" / "img" / "dashboard-phone.png"),
-                            full_page=False)
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-        serious = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-                   for v in result["violations"] if v["impact"] in ("serious", "critical")]
-        assert serious == []
+        screenshot(page, tmp_path, "instructors", "dashboard-phone.png")  # the picture in docs/instructors/grades.md
+        assert axe_problems(page) == []
 
 
 def test_student_gets_403(hub):

@@ -297,7 +297,7 @@ def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(stude
         message = dialog.locator(".coursehub-exchange-message").inner_text()
         one_sentence(message)
         assert message.startswith("'data.csv' is ") and "the limit per file is" in message
-        screenshot(page, tmp_path, "submit-oversized-file.png")
+        screenshot(page, tmp_path, "students", "submit-oversized-file.png")
         dialog.locator("button", has_text="Ok").click()
 
         row = page.locator(".list_item", has_text="late2").first
@@ -306,14 +306,14 @@ def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(stude
         assert dialog.locator(".jp-Dialog-header").inner_text().strip() == "Submit after the deadline?"
         assert dialog.locator(".coursehub-exchange-message").inner_text().startswith(
             "The deadline passed 3 h ago; this will be late (\u221210 %/day).")
-        screenshot(page, tmp_path, "submit-late-warning.png")
+        screenshot(page, tmp_path, "students", "submit-late-warning.png")
         dialog.locator("button", has_text="Ok").click()
         page.locator(".list_item", has_text="late2").first.locator("button", has_text="Submit").click()
         toast = page.locator(".Toastify__toast", has_text="Submitted late2 at")
         toast.wait_for()
         assert "late by 3 h" in toast.inner_text()
         page.wait_for_timeout(1000)  # let the notification finish sliding in, for the screenshot
-        screenshot(page, tmp_path, "submit-receipt.png")
+        screenshot(page, tmp_path, "students", "submit-receipt.png")
 
         # Help -> "Course page: ux101" opens the student course page in a new tab. The hub's proxy
         # would serve /services/grading/ on Lab's origin; here a route forwards it to the service.
@@ -326,7 +326,7 @@ def test_browser_oversized_file_is_one_sentence_and_late_submit_asks_first(stude
         page.locator(".lm-MenuBar-itemLabel", has_text="Help").first.click()
         item = page.locator(".lm-Menu-item", has_text=f"Course page: {COURSE}")
         item.wait_for()
-        screenshot(page, tmp_path, "lab-course-page-menu.png")
+        screenshot(page, tmp_path, "students", "lab-course-page-menu.png")
         with page.context.expect_page() as opened:
             item.click()
         course_page = opened.value

@@ -45,7 +45,7 @@ def test_formgrader_inside_the_instructors_lab(hub, tmp_path):
         row.wait_for()
         assert "Manage Assignments" in frame.locator("body").inner_text()
         row.scroll_into_view_if_needed()
-        screenshot(page, tmp_path, "formgrader-in-lab.png")
+        screenshot(page, tmp_path, "instructors", "formgrader-in-lab.png")
         # The assignment's name opens its source folder in Lab's file browser (a message to Lab).
         row.locator("a", has_text="ps1").first.click()
         crumbs = page.locator(".jp-BreadCrumbs")

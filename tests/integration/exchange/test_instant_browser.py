@@ -82,6 +82,6 @@ def test_browser_instant_feedback_shows_visible_tests_only_after_submit(tmp_path
                     shown = text + details.inner_text()
                     assert not any(h in shown for h in HIDDEN_SOURCE), shown
                     page.wait_for_timeout(500)
-                    screenshot(page, tmp, "instant-feedback.png")
+                    screenshot(page, tmp, "students", "instant-feedback.png")
     finally:
         hub.stop()

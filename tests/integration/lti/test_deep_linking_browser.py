@@ -16,7 +16,7 @@ import re
 import pytest
 import requests
 from fakelms import LaunchSpec
-from fakelms.client import follow_to_server, launch, release_assignment
+from fakelms.client import launch, release_assignment, staff_landing
 from fakelms.server import ROLE
 from support.browser import browser_page, chromium_available
 from support.net import wait_until
@@ -70,10 +70,10 @@ def test_deep_linked_ps1_from_the_picker_to_the_grade(lti_env):
                   "resourceLinkId": ps1["resource_link_id"], "id": ps1["lineitem"]}
         assert lms.lineitems_of("ctx-101") == [column] and links[1]["lineitem"] is None
 
-        # The instructor opens the created link: the formgrader, where they release ps1.
+        # The instructor opens the created link: the course's staff page; they release ps1.
         prof = requests.Session()
         r = launch(prof, hub.url, lms, lms.link_launch(ps1, sub=teacher_sub, roles=[ROLE["instructor"]]))
-        assert follow_to_server(prof, hub.url, r.headers["Location"]) == f"{hub.url}/user/{teacher}/formgrader"
+        assert staff_landing(prof, hub.url, r.headers["Location"], "demo-101") == teacher
         release_assignment(hub, teacher)
 
         # A student opens the same link in the browser: JupyterLab with the fetched notebook.

@@ -1,7 +1,7 @@
 """The local LMS page in a real browser: a student launch opens the assignment in JupyterLab.
 
 As on a real course: the instructor first launches the assignment from the local LMS page (which
-opens the formgrader) and releases it; the student's launch then fetches it through the exchange.
+lands on the course's staff page) and releases it; the student's launch then fetches it through the exchange.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 
 import pytest
 import requests
-from fakelms.client import follow_to_server, local_lms_launch, release_assignment
+from fakelms.client import local_lms_launch, release_assignment, staff_landing
 from support.browser import browser_page, chromium_available
 from support.hub import running_hub
 
@@ -22,8 +22,7 @@ def test_student_launch_from_local_lms_opens_notebook(tmp_path):
         prof = requests.Session()
         r = local_lms_launch(prof, hub.url, course="demo-101", kind="assignment", item="ps1", role="instructor",
                              person="Grace Instructor")
-        formgrader = follow_to_server(prof, hub.url, r.headers["Location"])
-        teacher = re.search(r"/user/([^/]+)/formgrader$", formgrader)[1]
+        teacher = staff_landing(prof, hub.url, r.headers["Location"], "demo-101")
         assert hub.user(teacher)["groups"] == ["course:demo-101:instructor"]
         release_assignment(hub, teacher)
 

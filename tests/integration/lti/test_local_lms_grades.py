@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 import requests
 import yaml
 from fakelms.client import local_lms_launch
-from support.browser import browser_page, chromium_available, screenshot
+from support.browser import axe_problems, browser_page, chromium_available, screenshot
 from support.hub import running_hub
 from support.net import wait_until
 
@@ -31,7 +30,6 @@ from coursehub.paths import SOURCE_ROOT
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")
 
 COURSE, ASSIGNMENT = "demo-101", "ps1"
-AXE = SOURCE_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 IDENTITIES = "select display_name, username from coursehub_lti_identities"
 
 
@@ -61,16 +59,6 @@ def api(hub, token: str, method: str, path: str, **kw) -> requests.Response:  # 
                          headers={"Authorization": f"token {token}", **kw.pop("headers", {})}, **kw)
     assert r.status_code < 400, f"{method} {path}: HTTP {r.status_code} {r.text[:500]}"
     return r
-
-
-def axe_problems(page) -> list[str]:  # noqa: ANN001
-    """Serious and critical axe-core violations on the page (npm install --no-save axe-core)."""
-    if not AXE.is_file():
-        pytest.fail(f"axe-core is not installed ({AXE}): run npm install")
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
@@ -124,10 +112,9 @@ def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
             form.locator('input[name="person"]').fill("Ines Teacher")
             with page.context.expect_page() as opened:  # launches open a new window, as LMSes do
                 form.locator("button").click()
-            staff = opened.value  # signed in as the instructor: the launch heads for their formgrader
-            who = re.escape(prof)  # (the formgrader itself is tested in test_local_lms_browser.py)
-            staff.wait_for_url(re.compile(rf"/hub/spawn-pending/{who}\?|/user/{who}/formgrader"), wait_until="commit")
-            assert staff.goto(f"{hub.url}/services/grading/course/{COURSE}/staff").status == 200
+            staff = opened.value  # the instructor's launch starts their server, then lands on the staff page
+            staff.wait_for_url(f"{hub.url}/services/grading/course/{COURSE}/staff", timeout=240_000)
+            assert staff.locator("#open-lab").get_attribute("href") == f"/user/{prof}/lab"
             staff.get_by_role("link", name="Grade dashboard").click()
             staff.get_by_role("button", name="Send changed grades to the LMS now").click()
             staff.wait_for_url(lambda url: "msg=" in url)
@@ -144,7 +131,7 @@ def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
             cell = sam_row.locator("td.score").nth(at - 1).inner_text()  # the first column names the person
             assert cell.startswith(f"{score:g} / "), sam_row.inner_text()
             assert axe_problems(staff) == []
-            screenshot(staff, tmp_path, "local-lms-gradebook.png")
+            screenshot(staff, tmp_path, "operators", "local-lms-gradebook.png")
 
             # "update roster": the local LMS's NRPS roster (everyone who launched)
             assert staff.goto(f"{hub.url}/services/grading/dashboard/{COURSE}").status == 200

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 from fakelms import LaunchSpec
-from fakelms.client import PageInstead, follow_to_server, launch, release_assignment
+from fakelms.client import PageInstead, follow_to_server, launch, release_assignment, staff_landing
 from fakelms.server import ROLE
 
 from .conftest import username_for
@@ -24,9 +24,11 @@ def test_released_assignment_opens_through_the_exchange(lti_env):
     with pytest.raises(PageInstead):  # not released yet
         follow_to_server(stud, hub.url, r.headers["Location"])
 
-    # The instructor's launch of the same link opens the formgrader; they release ps1 there.
+    # The instructor's launch of the same link opens the course's staff page, their server started;
+    # they release ps1 in the formgrader.
     r = launch(prof, hub.url, lms, LaunchSpec(sub=teacher_sub, roles=[ROLE["instructor"]], custom={"assignment": "ps1"}))
-    assert follow_to_server(prof, hub.url, r.headers["Location"]) == f"{hub.url}/user/{teacher}/formgrader"
+    assert staff_landing(prof, hub.url, r.headers["Location"], "demo-101") == teacher
+    assert prof.get(f"{hub.url}/user/{teacher}/formgrader", timeout=60).status_code == 200
     release_assignment(hub, teacher)
 
     # Now the student's launch fetches it through the exchange (as the student) and opens it.

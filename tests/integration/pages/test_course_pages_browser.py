@@ -4,40 +4,15 @@ own time zone, the staff page without horizontal overflow, and axe-core finding 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
-from support.browser import browser_page, chromium_available
-
-from coursehub.paths import SOURCE_ROOT
+from support.browser import axe_problems, browser_page, chromium_available, screenshot
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")]
 
 COURSE = "page-101"
-AXE = SOURCE_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 390, "height": 844}
-
-
-def screenshot(page, tmp_path: Path, audience: str, name: str) -> None:  # noqa: ANN001
-    """Into the test's folder, and into the docs' images (docs/<audience>/img/) when
-    $COURSEHUB_SCREENSHOTS is set."""
-    page.screenshot(path=str(tmp_path / name), full_page=True)
-    if os.environ.get("COURSEHUB_SCREENSHOTS"):
-        folder = SOURCE_ROOT / "docs" / audience / "img"
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / name), full_page=True)
-
-
-def axe_problems(page) -> list[str]:  # noqa: ANN001
-    """Serious and critical axe-core violations on the page (npm install --no-save axe-core)."""
-    if not AXE.is_file():
-        pytest.fail(f"axe-core is not installed ({AXE}): run npm install")
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def overflow(page) -> int:  # noqa: ANN001
@@ -69,7 +44,7 @@ def test_student_course_page_with_a_late_deadline_on_a_phone(scenario, tmp_path)
             assert due.get_attribute("title").endswith("UTC")  # the UTC text stays as a tooltip
             assert "Feedback ready" in ps1.inner_text() and "points" in ps1.inner_text()
             assert overflow(p) <= 0
-            screenshot(p, tmp_path, "students", "course-page.png")
+            screenshot(p, tmp_path, "students", "course-page.png", full_page=True)
             assert axe_problems(p) == []
         finally:
             context.close()
@@ -84,7 +59,7 @@ def test_staff_page_fits_a_phone_and_passes_axe(scenario, tmp_path):
             row = p.locator('tr[data-assignment="ps1"]')
             assert "dead letters 1" in row.inner_text()
             assert overflow(p) <= 0, "the staff page scrolls sideways at 390 px"
-            screenshot(p, tmp_path, "instructors", "course-staff-page.png")
+            screenshot(p, tmp_path, "instructors", "course-staff-page.png", full_page=True)
             assert axe_problems(p) == []
             p.goto(scenario.url(f"course/{COURSE}/"))  # staff on the students' page: the note
             assert "on the staff of this course" in p.locator("main").inner_text()

@@ -10,6 +10,7 @@ from tornado import web
 from tornado.httputil import HTTPHeaders
 
 from coursehub.platform.lti.open_page import OpenArgs, internal_server_url, parse_open_args
+from coursehub.platform.lti.targets import staff_page_path
 from coursehub.platform.lti.web import SecurityHeaders, public_origin
 
 
@@ -37,6 +38,30 @@ def test_good_query():
         OpenArgs("demo-101", "ps1", "", 1)
     assert parse_open_args(args(course="demo-101", textbook="01-welcome", tries="")) == \
         OpenArgs("demo-101", "", "01-welcome", 0)
+
+
+@pytest.mark.parametrize(("base_url", "course", "expected"), [
+    ("/", "demo-101", "/services/grading/course/demo-101/staff"),
+    ("/jh/", "demo-101", "/jh/services/grading/course/demo-101/staff"),
+    ("/a/b", "x", "/a/b/services/grading/course/x/staff"),
+    ("/", "a/../b?c#d", "/services/grading/course/a%2F..%2Fb%3Fc%23d/staff"),  # never leaves the page's path
+])
+def test_staff_land_on_the_grading_services_staff_page(base_url, course, expected):
+    assert staff_page_path(base_url, course) == expected
+
+
+def test_the_staff_page_path_is_the_grading_services_route():
+    """The hub side may not import the grading service; both must still name the same page."""
+    import re
+
+    from coursehub.grading.dashboard.pages import page_handlers
+    from coursehub.grading.service.hub import PREFIX
+
+    path = staff_page_path("/", "demo-101")
+    assert path.startswith(PREFIX)
+    rest = path[len(PREFIX):]
+    assert any(re.fullmatch(pattern.lstrip("/"), rest) and handler.__name__ == "StaffCoursePage"
+               for pattern, handler, *_ in page_handlers())
 
 
 def test_server_side_requests_use_the_spawners_address_not_the_request():

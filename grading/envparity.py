@@ -25,6 +25,8 @@ HEADER_KERNEL = "X-Coursehub-Kernel"
 RECORD_FILE = "coursehub-environment.json"
 #: The autograde status of a submission made in another environment or kernel: not graded.
 MISMATCH = "environment-mismatch"
+#: The autograde job payload key (true) with which the instructor accepts a mismatch: graded anyway.
+ACCEPT_MISMATCH = "accept_environment_mismatch"
 
 _ENV = re.compile(r"^(default|[0-9a-f]{64})$")
 _KERNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -146,8 +148,8 @@ def check(recorded: Recorded | None, expected: str, kernels: set[str] | frozense
         return Parity("accepted", expected, recorded, reason + " (accepted by the instructor)")
     return Parity("mismatch", expected, recorded,
                   reason + ": not graded, a grade from other packages could be wrong. Ask the student to "
-                  "resubmit from the course's server, or grade it anyway with "
-                  "`coursehub autograde --accept-environment-mismatch`")
+                  "resubmit from the course's server, or grade it anyway (\"Grade anyway\" on the grades "
+                  "dashboard, or `coursehub autograde --accept-environment-mismatch`)")
 
 
 def graded_environment(autograded: Path) -> str | None:

@@ -63,6 +63,8 @@ class Overview:
     assignments: list[AssignmentStats]
     queue: dict[str, int] = field(default_factory=dict)
     dead_jobs: list[dict] = field(default_factory=list)
+    #: submissions not graded for an environment mismatch (newest job), for "Grade anyway"
+    mismatched: list[dict] = field(default_factory=list)
     sync: dict[str, int] = field(default_factory=dict)
     sync_failed: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -83,7 +85,8 @@ def build_overview(course: Any, grades: Any | None, releases: list[dict], submis
                    sync: dict[str, int] | None = None, sync_failed: list[dict] | None = None,
                    problems: list[str] | None = None,
                    sync_status: dict[tuple[str, str], str] | None = None,
-                   environments: dict[tuple[str, str], str] | None = None) -> Overview:
+                   environments: dict[tuple[str, str], str] | None = None,
+                   mismatched: list[dict] | None = None) -> Overview:
     """`course` is a coursehub Course; `grades` may be None when no gradebook exists yet;
     `sync_status` maps (student, assignment) to the newest LMS outbox row's status."""
     released = {r["assignment_id"] for r in releases}
@@ -135,7 +138,8 @@ def build_overview(course: Any, grades: Any | None, releases: list[dict], submis
             cell.environment = short(env)
     students = len(table)
     return Overview(course_id=course.id, title=course.title, students=students, assignments=stats,
-                    queue=queue or {}, dead_jobs=dead_jobs or [], sync=sync or {}, sync_failed=sync_failed or [],
+                    queue=queue or {}, dead_jobs=dead_jobs or [], mismatched=mismatched or [], sync=sync or {},
+                    sync_failed=sync_failed or [],
                     problems=problems or [], table=table)
 
 

@@ -5,6 +5,10 @@
     POST dashboard/<course>/sync/now         queue changed grades and send what is due
     POST dashboard/<course>/sync/retry       failed grade-sync rows back to pending (all, or id=)
     POST dashboard/<course>/jobs/retry       a dead grading job back to the queue (id=)
+    POST dashboard/<course>/jobs/accept-environment
+                                             grade anyway a submission refused as made in another
+                                             environment (id= the refusing job): queued again with
+                                             accept_environment_mismatch
     POST dashboard/<course>/roster/sync      read the LMS roster (NRPS) into the gradebook
 
 Browser pages use the hub's OAuth cookie; POST forms carry the hub's `_xsrf` token.
@@ -74,6 +78,7 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
     submissions = core.submissions(caller, course.id)
     queue: dict[str, int] = {}
     dead: list[dict] = []
+    mismatched: list[dict] = []
     sync: dict[str, int] = {}
     sync_status: dict[tuple[str, str], str] = {}
     failed: list[dict] = []
@@ -88,6 +93,7 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
                      "last_error": j.last_error} for j in s.scalars(
                 select(GradingJob).where(GradingJob.course_id == course.id, GradingJob.status == "dead")
                 .order_by(GradingJob.id.desc()).limit(200))]
+            mismatched = environment_mismatches(s, course.id)
     except (OperationalError, ProgrammingError, ImportError):
         problems.append("The grading queue is not set up in this database (run: coursehub grading-db upgrade).")
     try:
@@ -103,7 +109,34 @@ def gather(settings: Any, core: Any, caller: Any, course: Any):  # noqa: ANN201 
 
     environments = graded_environments(Path(settings.state_dir) / "course-dirs" / course.id)
     return build_overview(course, grades, releases, submissions, queue=queue, dead_jobs=dead, sync=sync,
-                          sync_failed=failed, problems=problems, sync_status=sync_status, environments=environments)
+                          sync_failed=failed, problems=problems, sync_status=sync_status, environments=environments,
+                          mismatched=mismatched)
+
+
+def _newest_jobs(course_id: str) -> Any:
+    """The newest job of each (assignment, student) of the course, superseded ones left out."""
+    from coursehub.grading.queue.models import SUPERSEDED, GradingJob
+
+    return (select(func.max(GradingJob.id)).where(GradingJob.course_id == course_id, GradingJob.status != SUPERSEDED)
+            .group_by(GradingJob.assignment, GradingJob.student))
+
+
+def environment_mismatches(s: Any, course_id: str, job_id: int | None = None) -> list[dict]:
+    """Submissions whose newest job ended with the status environment-mismatch (made in another
+    environment or kernel than the course's: not graded), waiting for the instructor: the student
+    resubmits, or "Grade anyway" queues the submission again with the mismatch accepted. With
+    `job_id`, only that job, if it is such a one."""
+    from coursehub.grading.envparity import MISMATCH
+    from coursehub.grading.queue.models import DONE, GradingJob
+
+    q = select(GradingJob.id, GradingJob.student, GradingJob.assignment, GradingJob.result).where(
+        GradingJob.id.in_(_newest_jobs(course_id)), GradingJob.status == DONE)
+    if job_id is not None:
+        q = q.where(GradingJob.id == job_id)
+    return [{"id": jid, "student": student, "assignment": assignment,
+             "reason": str((result or {}).get("error") or "")}
+            for jid, student, assignment, result in s.execute(q.order_by(GradingJob.assignment, GradingJob.student))
+            if isinstance(result, dict) and result.get("status") == MISMATCH]
 
 
 def newest_sync_status(s: Any, course_id: str) -> dict[tuple[str, str], str]:
@@ -307,6 +340,41 @@ class JobRetry(DashboardBase):
         self.back(course_id, "The job is queued again." if ok else "That job cannot be retried.")
 
 
+class JobAcceptEnvironment(DashboardBase):
+    """"Grade anyway (accept environment)": the instructor accepts that a submission was made in
+    another environment or kernel than the course's; the worker grades it (envparity.ACCEPT_MISMATCH)."""
+
+    async def post(self, course_id: str) -> None:
+        self.staff_course(course_id)
+        job_id = int_param(self.get_argument("id", ""), "id")
+        from coursehub.grading.envparity import ACCEPT_MISMATCH
+        from coursehub.grading.lms.runtime import outbox_sessions
+        from coursehub.grading.queue import JobQueue
+        from coursehub.grading.queue.models import GradingJob
+
+        def accept() -> tuple[GradingJob | None, int | None]:
+            with outbox_sessions(self.cfg)() as s:
+                job = s.get(GradingJob, job_id)
+                if job is None or job.course_id != course_id:
+                    return None, None
+                if not environment_mismatches(s, course_id, job_id):  # graded, resubmitted or queued since
+                    return job, None
+                payload = {**(job.payload or {}), ACCEPT_MISMATCH: True}
+            queue = JobQueue(outbox_sessions(self.cfg).kw["bind"], max_attempts=self.cfg.grading.max_attempts)
+            return job, queue.enqueue(course_id, job.assignment, job.student, payload=payload)
+
+        job, new_id = await self.run(accept)
+        if job is None:
+            raise ServiceError(404, "No such grading job in this course.")
+        if new_id is None:
+            return self.back(course_id, "That submission is not waiting for an environment decision (graded, "
+                                        "resubmitted or queued since).")
+        log.info("environment mismatch accepted in %s by %s: %s/%s (job %s, new job %s)", course_id,
+                 self.caller.name, job.student, job.assignment, job_id, new_id)
+        self.back(course_id, f"{job.student}'s {job.assignment} is queued to be graded anyway, in the course's "
+                             "environment; its record keeps the environment it was made in.")
+
+
 def dashboard_handlers() -> list[tuple]:
     """Routes relative to the grading service prefix."""
     return [
@@ -315,5 +383,6 @@ def dashboard_handlers() -> list[tuple]:
         (rf"dashboard/{COURSE}/sync/retry", SyncRetry),
         (rf"dashboard/{COURSE}/sync/now", SyncNow),
         (rf"dashboard/{COURSE}/jobs/retry", JobRetry),
+        (rf"dashboard/{COURSE}/jobs/accept-environment", JobAcceptEnvironment),
         (rf"dashboard/{COURSE}/roster/sync", RosterSync),
     ]

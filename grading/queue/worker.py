@@ -8,6 +8,12 @@ from the grading service's store and checksum verified (submission.py); a job wi
 submission_id (queued by hand) grades the course's submitted/ folder. A job that cannot be graded
 as named (checksum mismatch, unusable autograde config) is refused at once: a dead letter, never a score.
 Grades go to that course's own gradebook through GradebookWriter (nbgrader's SaveAutoGrades).
+
+Environment parity (envparity.py) is checked here, before any executor runs, with the worker's own
+settings (the course catalog and each course's lock), whichever executor grades: a submission made
+in another environment or kernel completes with the status `environment-mismatch` and no grade.
+`"accept_environment_mismatch": true` in the payload (the dashboard's "Grade anyway" action) grades
+it all the same, and the autograded folder records the environment it was graded in.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from coursehub.grading.autograde.executors import Executor, make_executor
 from coursehub.grading.autograde.gradebook import GradebookWriter
 from coursehub.grading.autograde.grader import NotebookResult, SubmissionJob, SubmissionResult
 from coursehub.grading.autograde.sources import SourceIndex
-from coursehub.grading.envparity import MISMATCH, RECORD_FILE, Parity
+from coursehub.grading.envparity import ACCEPT_MISMATCH, MISMATCH, RECORD_FILE, Parity
 
 from .. import metrics
 from ..lms.retry import backoff_seconds
@@ -66,9 +72,13 @@ def result_from_dict(d: dict) -> SubmissionResult:
 class QueueWorker:
     def __init__(self, queue: JobQueue, executor: Executor, name: str | None = None,
                  lease_seconds: float = 60, poll_seconds: float = 1.0,
-                 sleep: Callable[[float], object] | None = None, store: BlobStore | None = None) -> None:
+                 sleep: Callable[[float], object] | None = None, store: BlobStore | None = None,
+                 settings: Any = None) -> None:  # noqa: ANN401 - platform Settings
         self.queue = queue
         self.executor = executor
+        #: the platform settings parity is checked with (courses_dir: the catalog and each course's
+        #: lock); without them, an executor's own `settings` (the local one's); neither: no check
+        self.settings = settings if settings is not None else getattr(executor, "settings", None)
         #: the grading service's submission store (jobs naming a submission_id are read from it)
         self.store = store
         #: job id -> (the job graded, its timestamp.txt): apply writes what was graded
@@ -200,11 +210,12 @@ class QueueWorker:
         return self.executor.grade(job, index, course.config)
 
     def _parity(self, course: NbgraderCourse, lease: Lease, index: SourceIndex) -> Parity | None:
-        """The environment parity check of the leased submission (None: the executor has no settings)."""
-        settings = getattr(self.executor, "settings", None)
-        if settings is None:
+        """The environment parity check of the leased submission (None: the worker has no settings).
+        The job's `accept_environment_mismatch` (true only) is the instructor accepting a mismatch."""
+        if self.settings is None:
             return None
-        check = ParityCheck.for_course(settings, course_id_of(course.config), index)
+        accept = lease.payload.get(ACCEPT_MISMATCH) is True
+        check = ParityCheck.for_course(self.settings, course_id_of(course.config), index, accept)
         if submission.names_submission(lease) and isinstance(lease.payload.get("submission_id"), int):
             recorded = self.with_db("read submission", stored_record, self.queue.engine, lease.payload["submission_id"])
             return check.check_record(recorded, lease.student, lease.assignment)
@@ -302,7 +313,7 @@ def _work(args: argparse.Namespace, settings: Any, stop: Any) -> int:  # noqa: A
 
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
     worker = QueueWorker(queue, make_executor(settings, slot=args.slot), lease_seconds=args.lease_seconds,
-                         poll_seconds=args.poll_seconds, store=StoreReader(settings.storage_dir()))
+                         poll_seconds=args.poll_seconds, store=StoreReader(settings.storage_dir()), settings=settings)
     stop.on_stop(worker.stop.set)  # SIGTERM/SIGINT: finish the job in hand, then exit
     try:
         worker.run(max_idle=args.exit_when_idle)

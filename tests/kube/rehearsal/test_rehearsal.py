@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from coursehub.platform.courses import load_catalog
+from coursehub.platform.environments import ENVIRONMENT_VAR, course_environment_id
 from coursehub.platform.environments_image import course_image
 from coursehub.platform.kube import names
 from coursehub.platform.kube.helm_values import render
@@ -86,9 +87,13 @@ def images(courses: Path) -> dict[str, dict]:
         USER_IMAGE: {"path": [jh5, venv], "env": {"HOME": "/home/jovyan", "NB_USER": "jovyan"},
                      "cmd": ["jupyterhub-singleuser"], "workdir": "/home/jovyan"},
         "ghcr.io/coursehub/grader*": {"path": [venv], "env": {"HOME": "/tmp"}, "workdir": "/tmp"},
-        # demo-101's locked environment (`coursehub env image`): its servers and its grading Jobs
-        "ghcr.io/coursehub/coursehub-demo-101": {"path": [jh5, venv], "env": {"HOME": "/home/jovyan", "NB_USER": "jovyan"},
-                                                 "cmd": ["jupyterhub-singleuser"], "workdir": "/home/jovyan"},
+        # demo-101's locked environment (`coursehub env image`): its servers and its grading Jobs. It
+        # reports its lock with each submission, as the built image does (the worker checks parity
+        # against the lock in the hub image's courses/: break: a mismatch, never graded)
+        "ghcr.io/coursehub/coursehub-demo-101": {"path": [jh5, venv], "env": {
+            "HOME": "/home/jovyan", "NB_USER": "jovyan",
+            ENVIRONMENT_VAR: course_environment_id(courses / "demo-101")},
+            "cmd": ["jupyterhub-singleuser"], "workdir": "/home/jovyan"},
     }
 
 

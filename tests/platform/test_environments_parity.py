@@ -78,6 +78,21 @@ def test_the_course_side_is_its_current_lock(tmp_path):
     assert expected_environment(settings, "c1") == lock_sha
 
 
+def test_a_relock_changes_the_catalog_digest_the_hub_checks(tmp_path):
+    """The hub on Kubernetes warns when its image's catalog is not the one the Helm values were
+    rendered from; the worker reads each course's lock from that image, so a lock counts too."""
+    course = tmp_path / "courses" / "c1"
+    (course / "environment").mkdir(parents=True)
+    (course / "course.yaml").write_text("id: c1\ntitle: C1\n")
+    (course / "environment" / "requirements.txt").write_text("tabulate\n")
+    unlocked = load_catalog(tmp_path / "courses").digest()
+    (course / "environment" / "requirements.lock").write_text("# python: 3.11\ntabulate==0.9.0\n")
+    locked = load_catalog(tmp_path / "courses").digest()
+    assert locked != unlocked and load_catalog(tmp_path / "courses").digest() == locked  # stable
+    (course / "environment" / "requirements.lock").write_text("# python: 3.11\ntabulate==0.8.10\n")
+    assert load_catalog(tmp_path / "courses").digest() not in (locked, unlocked)
+
+
 def test_headers_carry_the_environment_and_the_notebooks_kernels():
     files = {"a.ipynb": _nb("python3"), "b.ipynb": _nb("ir"), "c.ipynb": b"not json", "data.csv": b"1,2"}
     assert envparity.submission_headers(files, LOCK_A) == {envparity.HEADER_ENVIRONMENT: LOCK_A,

@@ -77,19 +77,40 @@ class JobQueue:
         """Queue grading of one submission. A newer job for the same (course, assignment, student)
         supersedes older ones: those still waiting are dropped, and a running one's result will not be
         applied if this one is applied first."""
+        return self.enqueue_many(course_id, assignment, [(student, payload)])[0]
+
+    def enqueue_many(self, course_id: str, assignment: str, items: list[tuple[str, dict | None]]) -> list[int]:
+        """`enqueue` for several students' submissions in one transaction (a collect's batch: one
+        commit, not one per submission); job ids in the order of `items`. A student named twice
+        gets two jobs, the second superseding the first, exactly as two `enqueue` calls would."""
+        ids: list[int] = []
         with self.session.begin() as s:
-            job = GradingJob(course_id=course_id, assignment=assignment, student=student, payload=payload or {},
-                             status=QUEUED, attempts=0, max_attempts=self.max_attempts, available_at=self.clock())
-            s.add(job)
+            now = self.clock()
+            jobs = [GradingJob(course_id=course_id, assignment=assignment, student=student, payload=payload or {},
+                               status=QUEUED, attempts=0, max_attempts=self.max_attempts, available_at=now)
+                    for student, payload in items]
+            s.add_all(jobs)
             s.flush()
-            older = s.scalars(select(GradingJob).where(
-                GradingJob.course_id == course_id, GradingJob.assignment == assignment,
-                GradingJob.student == student, GradingJob.id < job.id, GradingJob.status == QUEUED)).all()
-            for o in older:
-                o.status, o.superseded_by, o.finished_at = SUPERSEDED, job.id, self.clock()
-                self._event(s, o, "superseded", f"by job {job.id}")
-            self._event(s, job, "enqueued")
-            return job.id
+            newest: dict[str, GradingJob] = {}
+            for job in jobs:  # within the batch, a later job of the same student supersedes an earlier one
+                earlier = newest.get(job.student)
+                if earlier is not None:
+                    earlier.status, earlier.superseded_by, earlier.finished_at = SUPERSEDED, job.id, now
+                    self._event(s, earlier, "superseded", f"by job {job.id}")
+                newest[job.student] = job
+                self._event(s, job, "enqueued")
+                ids.append(job.id)
+            first = min(job.id for job in jobs) if jobs else 0
+            for start in range(0, len(newest), 500):  # waiting jobs queued before this batch
+                chunk = list(newest)[start:start + 500]
+                older = s.scalars(select(GradingJob).where(
+                    GradingJob.course_id == course_id, GradingJob.assignment == assignment,
+                    GradingJob.student.in_(chunk), GradingJob.id < first, GradingJob.status == QUEUED)).all()
+                for o in older:
+                    by = newest[o.student]
+                    o.status, o.superseded_by, o.finished_at = SUPERSEDED, by.id, now
+                    self._event(s, o, "superseded", f"by job {by.id}")
+        return ids
 
     # -- worker side -------------------------------------------------------------------------------
     def lease(self, worker: str, lease_seconds: float = 60) -> Lease | None:

@@ -152,6 +152,38 @@ def test_regrade_supersedes_waiting_job(q):
     assert q.lease("w", 30).job_id == new
 
 
+def test_a_batch_enqueues_as_the_same_calls_one_by_one_would(queue_url, clock, tmp_path):
+    """A collect's batch (one transaction) ends in the same jobs, states and supersessions as one
+    `enqueue` per submission: waiting jobs from before are superseded, a running one is not, a
+    student twice in the batch keeps only the later job, other assignments are untouched."""
+    one_by_one = JobQueue(f"sqlite:///{tmp_path / 'sequential.sqlite'}", clock=clock)
+    one_by_one.create_tables()
+    batched = JobQueue(queue_url, clock=clock)
+    batched.create_tables()
+    items = [("alice", {"submission_id": 3}), ("bob", {"submission_id": 4}), ("carol", None),
+             ("alice", {"submission_id": 5})]
+    states = []
+    for queue, batch in ((one_by_one, False), (batched, True)):
+        queue.enqueue("c", "ps1", "alice", {"submission_id": 1})  # running (leased below): not superseded
+        queue.enqueue("c", "ps1", "bob", {"submission_id": 2})  # waiting: superseded by the batch
+        running = queue.lease("w", 30)  # the oldest job: alice's
+        queue.enqueue("c", "ps2", "carol")  # another assignment: untouched
+        ids = (queue.enqueue_many("c", "ps1", items) if batch
+               else [queue.enqueue("c", "ps1", student, payload) for student, payload in items])
+        assert len(ids) == 4 and ids == sorted(ids)
+        with queue.session() as s:
+            from coursehub.grading.queue.models import GradingJob
+
+            jobs = s.query(GradingJob).order_by(GradingJob.id).all()
+            first = jobs[0].id
+            states.append([(j.id - first, j.assignment, j.student, j.status, j.payload,
+                            j.superseded_by - first if j.superseded_by else None) for j in jobs])
+        assert running.student == "alice" and queue.get(running.job_id).status == LEASED
+        assert [queue.get(i).status for i in ids] == [SUPERSEDED, QUEUED, QUEUED, QUEUED]
+    assert states[0] == states[1]
+    assert batched.enqueue_many("c", "ps1", []) == []
+
+
 def test_older_result_finishing_after_a_newer_one_is_not_applied(q):
     old = q.enqueue("c", "ps1", "alice")
     old_lease = q.lease("w1", 30)

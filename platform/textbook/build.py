@@ -115,7 +115,12 @@ def book_config(course: Course, user: dict, launch_urls: dict[str, str], cache_d
         "mathjax_path": f"mathjax/MathJax.js?config={MATHJAX_CONFIG}",
         "mathjax3_config": None,
         "mathjax2_config": {"tex2jax": {"processClass": "tex2jax_process|mathjax_process|math|output_area",
-                                        "ignoreClass": "tex2jax_ignore|mathjax_ignore"}},
+                                        "ignoreClass": "tex2jax_ignore|mathjax_ignore"},
+                            # jupyter-server-mathjax ships the STIX-Web fonts only (as Jupyter itself
+                            # configures MathJax): asking for the default TeX fonts 404s and MathJax
+                            # covers the page with "File failed to load".
+                            "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web",
+                                         "imageFont": None}},
         "myst_update_mathjax": False,
     }
     config["sphinx"] = sphinx

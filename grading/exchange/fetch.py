@@ -28,6 +28,27 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(part, p) for part in rel.split("/") for p in patterns)
 
 
+def _as_the_kernel_fills_it(content: bytes) -> bytes:
+    """The released notebook with the `language_info` its Python kernel reports when it starts.
+
+    nbgrader's release keeps only `language_info.name`; JupyterLab fills in the rest from the kernel
+    a moment after opening, which marks a notebook the student has not touched as modified (and asks
+    to save it on close). ipykernel's `language_info` for this server's Python is what the kernel
+    reports (course kernels run the server's interpreter). Cells are untouched, so nbgrader's
+    checksums are too; anything unreadable or not Python is left exactly as released."""
+    try:
+        nb = json.loads(content)
+        info = nb["metadata"].get("language_info") or {}
+        if not isinstance(info, dict) or info.get("name") != "python" or len(info) > 1:
+            return content
+        from ipykernel.ipkernel import IPythonKernel
+
+        nb["metadata"]["language_info"] = dict(IPythonKernel.language_info)
+    except (ValueError, KeyError, TypeError, AttributeError, ImportError):
+        return content
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode()
+
+
 class ExchangeFetchAssignment(CoursehubExchange, ABCFetchAssignment):
     def init_src(self) -> None:
         course_id = self.require_course()
@@ -45,7 +66,8 @@ class ExchangeFetchAssignment(CoursehubExchange, ABCFetchAssignment):
 
     def copy_files(self) -> None:
         cd = self.coursedir
-        files = {k: v for k, v in self.files.items() if not _ignored(k, list(cd.ignore))}
+        files = {k: _as_the_kernel_fills_it(v) if k.endswith(".ipynb") else v
+                 for k, v in self.files.items() if not _ignored(k, list(cd.ignore))}
         self.log.info("Source: %s", self.src_path)
         self.log.info("Destination: %s", self.dest_path)
         existed = os.path.isdir(self.dest_path)

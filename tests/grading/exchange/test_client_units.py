@@ -192,3 +192,36 @@ def test_formgrader_links_are_nbgraders_own_plus_the_base_url():
     from coursehub.grading.exchange.formgrader_links import PREFIX_LINKS, stock_utils_js
 
     assert "var linkTo = function" in stock_utils_js() and "linkTo = (function (stockLinkTo)" in PREFIX_LINKS
+
+
+def _released(language_info: object = None, kernel: str = "python3") -> bytes:
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("x = 1", id="c1")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "q1", "points": 1, "solution": False, "locked": True,
+                                 "checksum": "abc", "schema_version": 3}
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    if language_info is not None:
+        nb.metadata["language_info"] = language_info
+    return nbformat.writes(nb).encode()
+
+
+def test_a_fetched_notebook_carries_the_language_info_its_kernel_reports():
+    """JupyterLab marks a notebook modified when the kernel's language_info differs from the file's:
+    the fetch fills it as the kernel will, and leaves the cells (nbgrader's checksums) alone."""
+    import json
+
+    from ipykernel.ipkernel import IPythonKernel
+
+    from coursehub.grading.exchange.fetch import _as_the_kernel_fills_it
+
+    released = _released({"name": "python"})  # what nbgrader's release keeps
+    fetched = json.loads(_as_the_kernel_fills_it(released))
+    assert fetched["metadata"]["language_info"] == IPythonKernel.language_info
+    before = json.loads(released)
+    assert fetched["cells"] == before["cells"] and fetched["metadata"]["kernelspec"] == before["metadata"]["kernelspec"]
+    # anything else is written exactly as released
+    full = _released({"name": "python", "version": "3.9.1", "mimetype": "text/x-python"})
+    for content in (full, _released({"name": "R"}), _released(), _released("not a dict"), b"{broken", b"[]"):
+        assert _as_the_kernel_fills_it(content) == content

@@ -242,18 +242,8 @@ class Catalog:
         return self.courses.get(course_id)
 
     def digest(self) -> str:
-        """A digest of the course definitions and each course's environment lock: the hub on
-        Kubernetes compares the catalog in its image with the one the Helm values were rendered
-        from (a course re-locked after the hub image was built would have its submissions refused
-        as made in another environment by the worker, which reads the lock from that image)."""
-        from .environments import LOCK_FILE, SPEC_DIR
-
-        def lock_hash(c: Course) -> str | None:
-            lock = c.folder / SPEC_DIR / LOCK_FILE if c.folder is not None else None
-            return hashlib.sha256(lock.read_bytes()).hexdigest() if lock is not None and lock.is_file() else None
-
-        blob = json.dumps([[c.model_dump(mode="json"), lock_hash(c)] for c in sorted(self, key=lambda c: c.id)],
-                          sort_keys=True)
+        """A digest of the course definitions (see environments.catalog_digest, which adds the locks)."""
+        blob = json.dumps([c.model_dump(mode="json") for c in sorted(self, key=lambda c: c.id)], sort_keys=True)
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     def for_lti_context(self, deployment_id: str, context_id: str, platform: str | None = None,

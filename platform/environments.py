@@ -14,10 +14,11 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -410,3 +411,17 @@ def running_environment(prefix: str | None = None) -> str:
         return DEFAULT_ENVIRONMENT
     lock_sha = str(marker.get("lock_sha256", "")) if isinstance(marker, dict) else ""
     return lock_sha if re.fullmatch(r"[0-9a-f]{64}", lock_sha) else DEFAULT_ENVIRONMENT
+
+
+def catalog_digest(catalog: Iterable[Any]) -> str:
+    """A digest of the course definitions and each course's environment lock: the hub on Kubernetes
+    compares the catalog in its image with the one the Helm values were rendered from. The locks
+    count because the worker reads them from that image: a course re-locked after the hub image was
+    built would have its submissions refused as made in another environment."""
+    def lock_hash(course: Any) -> str | None:
+        lock = course.folder / SPEC_DIR / LOCK_FILE if course.folder is not None else None
+        return hashlib.sha256(lock.read_bytes()).hexdigest() if lock is not None and lock.is_file() else None
+
+    courses = sorted(catalog, key=lambda c: c.id)
+    blob = json.dumps([[c.model_dump(mode="json"), lock_hash(c)] for c in courses], sort_keys=True)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from coursehub.platform.courses import Catalog, Course, parse_quantity
+from coursehub.platform.environments import catalog_digest
 from coursehub.platform.settings import Settings
 
 from .capacity import CapacityPlan, params_from_settings, plan
@@ -359,7 +360,7 @@ def render_z2jh(settings: Settings, courses: list[Course], capacity: CapacityPla
         "fullnameOverride": "",
         "custom": {"coursehub": {
             "settings": in_cluster_settings(settings),
-            "catalogDigest": Catalog(courses).digest(),
+            "catalogDigest": catalog_digest(courses),
             "courses": sorted(c.id for c in courses),
             "settingsFile": SETTINGS_FILE,
         }},

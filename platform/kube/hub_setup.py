@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from coursehub.platform.courses import Catalog, load_catalog
+from coursehub.platform.environments import catalog_digest
 from coursehub.platform.extensions import hub_extensions
 from coursehub.platform.settings import Settings, load_settings
 
@@ -87,7 +88,7 @@ def configure(c: Any, custom: dict[str, Any] | None) -> tuple[Settings, Catalog]
     custom = custom or {}
     settings = load_settings()
     catalog = load_catalog(settings.courses_dir)
-    expected, actual = custom.get("catalogDigest"), catalog.digest()
+    expected, actual = custom.get("catalogDigest"), catalog_digest(catalog)
     if expected and expected != actual:
         log.warning(
             "the courses in the hub image (%s: %s) are not the ones the Helm values were rendered from "

@@ -1,0 +1,194 @@
+"""The user server's start: coursehub's entry point (deferred imports, no yarn query, nothing imported
+from the user's home) and the spawner's readiness check (fast, and a server that dies fails at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from coursehub.platform import userserver
+from coursehub.platform.spawner import LocalCourseSpawner
+
+
+def _run(code: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_deferred_module_loads_on_its_first_call(tmp_path, monkeypatch):
+    (tmp_path / "slowmod_ch.py").write_text(
+        "import os\nLOADS = int(os.environ.get('SLOWMOD_LOADS', '0')) + 1\nos.environ['SLOWMOD_LOADS'] = str(LOADS)\n"
+        "def double(x, *, by=2):\n    return x * by\nCONSTANT = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("SLOWMOD_LOADS", raising=False)
+    monkeypatch.delitem(sys.modules, "slowmod_ch", raising=False)
+    assert userserver.defer_import("slowmod_ch", ("double",))
+    try:
+        from slowmod_ch import double  # what jsonschema does: nothing runs yet
+
+        assert "SLOWMOD_LOADS" not in __import__("os").environ
+        assert double(3, by=5) == 15  # the real function, with its arguments
+        real = sys.modules["slowmod_ch"]
+        assert real.LOADS == 1 and real.CONSTANT == 42 and real.double(4) == 8
+        assert double(1) == 2 and real.LOADS == 1  # loaded once
+        assert not userserver.defer_import("slowmod_ch", ("double",))  # imported already: left alone
+    finally:
+        sys.modules.pop("slowmod_ch", None)
+
+
+def test_other_attributes_of_a_deferred_module_load_it_too(tmp_path, monkeypatch):
+    (tmp_path / "slowmod_ch2.py").write_text("VALUE = 'real'\ndef f():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slowmod_ch2", raising=False)
+    try:
+        assert userserver.defer_import("slowmod_ch2", ("f",))
+        stand_in = sys.modules["slowmod_ch2"]
+        assert stand_in.__spec__.name == "slowmod_ch2"
+        assert not hasattr(stand_in, "__path__")  # dunders never load it (import machinery probes them)
+        assert stand_in.VALUE == "real"
+        assert sys.modules["slowmod_ch2"] is not stand_in
+    finally:
+        sys.modules.pop("slowmod_ch2", None)
+
+
+def test_a_missing_module_is_not_faked():
+    assert not userserver.defer_import("no_such_module_coursehub_xyz", ("f",))
+    assert "no_such_module_coursehub_xyz" not in sys.modules
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rfc3987_syntax") is None, reason="rfc3987-syntax not installed")
+def test_jsonschema_checks_iris_as_before_without_the_parser_at_import():
+    out = _run(
+        "import sys\n"
+        "from coursehub.platform.userserver import DEFERRED, defer_import\n"
+        "for name, fns in DEFERRED.items(): defer_import(name, fns)\n"
+        "import jsonschema, jupyter_events\n"
+        "assert 'lark' not in sys.modules, 'the IRI parser was built at import'\n"
+        "check = jsonschema.FormatChecker()\n"
+        "assert check.conforms('https://example.org/r%C3%A9sum%C3%A9?q=1', 'iri')\n"
+        "assert not check.conforms('http://exa mple.org/<script>', 'iri')\n"
+        "assert not check.conforms('no scheme at all', 'iri')\n"
+        "assert check.conforms('../relative/path', 'iri-reference')\n"
+        "assert 'lark' in sys.modules\n"
+        "print('ok')\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jupyterlab") is None, reason="JupyterLab not installed")
+def test_jupyterlab_is_imported_without_asking_yarn_and_builds_still_do():
+    out = _run(
+        "import subprocess\n"
+        "calls = []\n"
+        "real = subprocess.check_output\n"
+        "def spy(cmd, *a, **k):\n"
+        "    calls.append(list(map(str, cmd)))\n"
+        "    return real(cmd, *a, **k)\n"
+        "subprocess.check_output = spy\n"
+        "from coursehub.platform.userserver import import_jupyterlab\n"
+        "import_jupyterlab()\n"
+        "import jupyterlab.labapp, jupyterlab.commands as c\n"
+        "assert jupyterlab.labapp.app_version, 'no app version'\n"
+        "assert not [x for x in calls if 'config' in x], calls\n"
+        "assert c._yarn_config.__name__ == '_yarn_config'  # the real one is back for builds\n"
+        "print('ok')\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_the_launch_never_imports_from_the_users_home(tmp_path):
+    """A student's home is the server's working folder: files there named like coursehub, jupyterhub
+    or a standard-library module must not replace them in their server."""
+    marker = tmp_path / "imported-from-home"
+    trap = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\nraise SystemExit(97)\n"
+    for name in ("coursehub.py", "jupyterhub.py", "json.py", "traitlets.py"):
+        (tmp_path / name).write_text(trap)
+    script = str(Path(sys.executable).parent / "jupyterhub-singleuser")
+    cmd = userserver.command(sys.executable, script, ["--version"])
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert not marker.exists(), marker.read_text()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()  # the version of the server
+
+
+def test_the_server_gets_the_arguments_the_script_would():
+    """sys.argv as when `jupyterhub-singleuser` runs: [the script, *its arguments]."""
+    out = _run("import sys\n"
+               "from coursehub.platform import userserver\n"
+               "userserver.main = lambda: print(sys.argv)\n"
+               "sys.argv = ['-c', '/env/bin/jupyterhub-singleuser', '--debug', '--x=1']\n"
+               "exec(userserver.LAUNCH)\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['/env/bin/jupyterhub-singleuser', '--debug', '--x=1']"
+
+
+# --- the spawner -------------------------------------------------------------------------------
+
+
+def spawner(tmp_path: Path, course_python: Path | None = None) -> LocalCourseSpawner:
+    sp = LocalCourseSpawner.__new__(LocalCourseSpawner)
+    object.__setattr__(sp, "_trait_values", {})
+    sp._trait_values.update(http_timeout=30)
+    sp.user = SimpleNamespace(name="u1", groups=[])
+    sp._course_python = course_python
+    return sp
+
+
+def test_the_server_command_goes_through_coursehubs_entry(tmp_path):
+    platform_bin, env_bin = tmp_path / "platform" / "bin", tmp_path / "env" / "bin"
+    for b in (platform_bin, env_bin):
+        b.mkdir(parents=True)
+        (b / "python").touch()
+    single = [str(platform_bin / "jupyterhub-singleuser"), "--debug"]
+    assert spawner(tmp_path).server_command(single) == [
+        str(platform_bin / "python"), "-c", userserver.LAUNCH, str(platform_bin / "jupyterhub-singleuser"), "--debug"]
+    assert spawner(tmp_path, env_bin / "python").server_command(single) == [
+        str(env_bin / "python"), "-c", userserver.LAUNCH, str(env_bin / "jupyterhub-singleuser"), "--debug"]
+    # an operator's own command runs as configured (a course environment still supplies its server)
+    own = [str(platform_bin / "my-server"), "--x"]
+    assert spawner(tmp_path).server_command(own) == own
+    assert spawner(tmp_path, env_bin / "python").server_command(own) == [str(env_bin / "jupyterhub-singleuser"),
+                                                                         "--x"]
+
+
+def process(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+async def test_start_returns_as_soon_as_the_server_listens(tmp_path):
+    sp = spawner(tmp_path)
+    sp.proc = process("import time; time.sleep(60)")
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # nobody listens yet
+
+    async def listen_later():
+        await asyncio.sleep(0.3)
+        return await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+
+    later = asyncio.create_task(listen_later())
+    try:
+        await asyncio.wait_for(sp._until_listening("127.0.0.1", port), 10)
+        assert later.done()  # it waited for the server, and did not give up early
+        (await later).close()
+    finally:
+        sp.proc.kill()
+        sp.proc.wait()
+
+
+async def test_a_server_that_exits_while_starting_fails_the_start(tmp_path):
+    sp = spawner(tmp_path)
+    sp.proc = process("raise SystemExit(3)")
+    with pytest.raises(RuntimeError, match="exited while starting .exit status 3"):
+        await asyncio.wait_for(sp._until_listening("127.0.0.1", 9), 10)
+
+
+async def test_without_a_process_the_hub_decides(tmp_path):
+    sp = spawner(tmp_path)  # e.g. a subclass that starts servers elsewhere
+    await asyncio.wait_for(sp._until_listening("127.0.0.1", 9), 5)

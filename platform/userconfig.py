@@ -17,6 +17,9 @@ STAFF_ONLY_LAB_PLUGINS = (
     "@jupyter/nbgrader:course-list",
     "@jupyter/nbgrader:create-assignment",
 )
+#: JupyterLab plugins no one gets on a managed platform: the announcements plugin asks every new
+#: user whether to fetch "official Jupyter news" and offers update checks, which are IT's business.
+MANAGED_OFF_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
 STAFF_ONLY_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
@@ -41,7 +44,8 @@ def write_role_configs(root: Path, settings: Settings) -> None:
         folder = root / role
         (folder / "labconfig").mkdir(parents=True, exist_ok=True)
         staff = role == "staff"
-        page_config = {"disabledExtensions": {p: True for p in STAFF_ONLY_LAB_PLUGINS} if not staff else {}}
+        off = MANAGED_OFF_LAB_PLUGINS + (() if staff else STAFF_ONLY_LAB_PLUGINS)
+        page_config = {"disabledExtensions": {p: True for p in off}}
         server_config = {"ServerApp": server_app_config(staff=staff)}
         _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
         _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))

@@ -181,7 +181,8 @@ def test_role_configs_are_mounted_for_the_spawner(z2jh, demo_catalog):
     student = json.loads(mounts[f"{root}/student/labconfig/page_config.json"])
     staff = json.loads(mounts[f"{root}/staff/labconfig/page_config.json"])
     assert student["disabledExtensions"].get("@jupyter/nbgrader:formgrader") is True
-    assert not staff["disabledExtensions"]
+    assert staff["disabledExtensions"] == {"@jupyterlab/apputils-extension:announcements": True}  # only the news
+    assert student["disabledExtensions"].get("@jupyterlab/apputils-extension:announcements") is True
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in files)  # valid Secret keys
     validate_z2jh(z2jh, jh)
 

@@ -40,6 +40,12 @@ def test_student_launch_from_local_lms_opens_notebook(tmp_path):
             # The student version of the notebook is open: a code cell to fill in, no solution.
             panel.locator(".jp-Cell", has_text="def squares(n)").first.wait_for(timeout=60_000)
             assert "YOUR CODE HERE" in panel.inner_text() and "BEGIN SOLUTION" not in panel.inner_text()
+            # Opened as fetched: not marked modified (no unsaved-changes dot, nothing to save on close).
+            lab.wait_for_timeout(2000)  # Lab marks a notebook it had to upgrade or fill in a moment after opening
+            tab = lab.locator(".lm-TabBar-tab:visible", has_text="part1.ipynb").first
+            assert "jp-mod-dirty" not in (tab.get_attribute("class") or ""), tab.get_attribute("class")
+            # A managed platform: no "official Jupyter news?" question (JupyterLab's announcements plugin).
+            assert lab.locator(".jp-Notification-Toast, .Toastify__toast", has_text="news").count() == 0
             student = re.search(r"/user/([^/]+)/", lab.url)[1]
 
         # It came through the exchange (nbgrader fetch_assignment as the student), into the course folder.

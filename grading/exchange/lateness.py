@@ -61,10 +61,25 @@ def late_notice(deadline: dict | None) -> LateNotice | None:
                       int(late))
 
 
+def shown_time(timestamp: str) -> str:
+    """nbgrader's submission timestamp ('2026-12-04 15:22:39.123456 UTC') as people read it:
+    '2026-12-04 15:22:39 UTC'. Anything else is shown as it came."""
+    text = timestamp.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4]
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return timestamp
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC)
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def receipt(info: dict) -> str:
     """One sentence after a submit, from the service's answer: its time and on-time or late."""
     at = _parse(info.get("submitted_at"))
-    when = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else info.get("timestamp", "?")
+    when = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else shown_time(info.get("timestamp", "?"))
     text = f"Submitted {info.get('assignment_id', '')} at {when} (grading service time): "
     if info.get("late"):
         return text + f"late by {duration(info.get('seconds_late') or 0)}."

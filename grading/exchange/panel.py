@@ -28,7 +28,7 @@ from nbgrader.server_extensions.assignment_list import handlers as stock
 from tornado import web
 
 from .base import UNAVAILABLE
-from .lateness import LateNotice, late_notice
+from .lateness import LateNotice, late_notice, shown_time
 
 #: Seconds a panel request waits for the exchange before answering "temporarily unavailable".
 ANSWER_WITHIN = 5.0
@@ -104,6 +104,8 @@ class CoursehubAssignmentList(stock.AssignmentList):
                 if s["local_feedback_path"]:
                     s["local_feedback_path"] = _rel(s["local_feedback_path"], self._root_dir)
             a["submissions"] = sorted(a["submissions"], key=lambda x: x["timestamp"])
+            for s in a["submissions"]:  # the panel's label: seconds, not nbgrader's microseconds
+                s["timestamp"] = shown_time(s["timestamp"])
         return {"success": True, "value": sorted(assignments, key=lambda x: x["assignment_id"])}
 
     def fetch_assignment(self, course_id: str, assignment_id: str) -> dict:

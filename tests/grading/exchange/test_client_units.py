@@ -225,3 +225,15 @@ def test_a_fetched_notebook_carries_the_language_info_its_kernel_reports():
     full = _released({"name": "python", "version": "3.9.1", "mimetype": "text/x-python"})
     for content in (full, _released({"name": "R"}), _released(), _released("not a dict"), b"{broken", b"[]"):
         assert _as_the_kernel_fills_it(content) == content
+
+
+@pytest.mark.parametrize(("stamp", "shown"), [
+    ("2026-12-04 15:22:39.123456 UTC", "2026-12-04 15:22:39 UTC"),  # nbgrader's format
+    ("2026-12-04 15:22:39 UTC", "2026-12-04 15:22:39 UTC"),
+    ("2026-12-04T16:22:39.5+01:00", "2026-12-04 15:22:39 UTC"),
+    ("not a time", "not a time"), ("", ""),
+])
+def test_submission_times_are_shown_to_the_second(stamp, shown):
+    from coursehub.grading.exchange.lateness import shown_time
+
+    assert shown_time(stamp) == shown

@@ -73,6 +73,8 @@ def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, S
         server.stop()
         await asyncio.sleep(0.2)
         await loop.run_in_executor(None, lambda: ctx.executor.shutdown(wait=True))
+        if core.committer is not None:  # every queued submission row committed before exit
+            await loop.run_in_executor(None, core.committer.close)
 
     asyncio.run(serve())
     engine.dispose()

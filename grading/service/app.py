@@ -31,6 +31,7 @@ from ..archive import UploadLimits
 from ..db import make_engine, session_factory
 from ..storage import BlobStore
 from .auth import CourseRoles, make_hub_auth
+from .batching import GroupCommitter
 from .core import ExchangeCore
 from .fairness import StudentSlots
 from .handlers import NotFoundHandler, api_handlers, security_headers
@@ -119,9 +120,10 @@ def make_core(settings: Settings, engine: Any = None) -> ExchangeCore:
     """The exchange core on the configured database and storage (no web server)."""
     url = settings.grading_db_url()
     engine = engine or make_engine(url)
+    sessions = session_factory(engine)
     return ExchangeCore(
-        session_factory(engine), BlobStore(settings.storage_dir()), CatalogSource(settings.courses_dir),
-        limits_from(settings),
+        sessions, BlobStore(settings.storage_dir()), CatalogSource(settings.courses_dir),
+        limits_from(settings), committer=GroupCommitter(sessions),
     )
 
 

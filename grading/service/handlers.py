@@ -66,6 +66,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     token_only = True
     #: Handlers that need no authentication (health check).
     public = False
+    #: Handlers whose every request concerns only the course in their first path argument: the
+    #: caller's roles may come from that course's cached member lists (auth.CourseRoles.caller).
+    course_scoped = False
 
     @property
     def hub_auth(self):  # noqa: ANN201 - HubOAuthenticated's property
@@ -111,10 +114,17 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise ServiceError(403, "Your token may not use the grading service "
                                     "(it lacks the access:services!service=grading scope).")
         self._hub_auth_user_cache = model
-        caller = await self.ctx.roles.caller(model)
+        caller = await self.ctx.roles.caller(model, self.scoped_course())
         if caller is None:
             raise ServiceError(403, "Only hub users can use the exchange.")
         self.caller = caller
+
+    def scoped_course(self) -> str | None:
+        """The course this request is only about (a course of the catalog), else None."""
+        if not self.course_scoped or not self.path_args:
+            return None
+        course_id = self.path_args[0]
+        return course_id if course_id in self.core.catalog().courses else None
 
     async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -265,6 +275,7 @@ class ReleasesHandler(BaseHandler):
 
 @web.stream_request_body
 class ReleaseHandler(UploadMixin, BaseHandler):
+    course_scoped = True
     async def put(self, course_id: str, assignment_id: str) -> None:
         info = await self.run(self.core.release, self.caller, course_id, assignment_id, self.body(),
                               self.flag("force"))
@@ -280,6 +291,7 @@ class ReleaseHandler(UploadMixin, BaseHandler):
 
 @web.stream_request_body
 class SubmissionsHandler(UploadMixin, BaseHandler):
+    course_scoped = True
     per_student = True
 
     async def post(self, course_id: str, assignment_id: str) -> None:
@@ -368,6 +380,7 @@ class FeedbackReleaseHandler(UploadMixin, BaseHandler):
 
 
 class FeedbackHandler(BaseHandler):
+    course_scoped = True
     async def get(self, course_id: str, assignment_id: str) -> None:
         data = await self.run(self.core.feedback_archive, self.caller, course_id, assignment_id,
                               self.param("student"))

@@ -7,8 +7,9 @@ that no launch needs:
 
 - jsonschema, imported by jupyter_server through jupyter_events, checks the "iri" formats with
   rfc3987-syntax when that is installed, and importing it builds an Earley parser from a grammar
-  (about 1 s of CPU). Nothing validates an IRI while the server starts: the module is put in place
-  as a stand-in that imports the real one on its first use, so the checks stay exactly as they were.
+  (about 1 s of CPU). Nothing validates an IRI while the server starts: importing coursehub puts a
+  stand-in in its place that imports the real one on first use (`coursehub.deferred`), so the
+  checks stay exactly as they were.
 - JupyterLab's module reads its app version through an `AppOptions` whose npm registry default is
   asked of yarn (`node yarn.js config --json`: a Node.js process per server start). The version does
   not depend on the registry; that one import gets an empty yarn configuration, every later
@@ -19,14 +20,11 @@ Kernels and terminals are processes of their own and see neither change.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import threading
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from coursehub.deferred import defer_slow_imports
 
 #: What the spawner runs with the environment's python, followed by the `jupyterhub-singleuser`
 #: script's path (sys.argv[0] then, as when the script runs; `ps` still names it) and the server's
@@ -38,53 +36,10 @@ LAUNCH = (
     "from coursehub.platform.userserver import main; sys.exit(main())"
 )
 
-#: Modules imported at start only to register something used later: {module: its functions}.
-DEFERRED = {"rfc3987_syntax": ("is_valid_syntax",)}
-
-_load_lock = threading.Lock()
-
-
 def command(python: str, script: str, args: list[str]) -> list[str]:
     """The user server's command line: `script` (the environment's `jupyterhub-singleuser`) with the
     server's `args`, run by the same environment's `python` through `main()` here."""
     return [python, "-c", LAUNCH, script, *args]
-
-
-def defer_import(name: str, functions: tuple[str, ...]) -> bool:
-    """Put a stand-in for the top-level module `name` in sys.modules: `from name import f` gives a
-    function that imports the real module on its first call and then calls the real `f`; any other
-    attribute imports it too. False (nothing done) when the module is imported already or missing."""
-    if name in sys.modules:
-        return False
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        return False
-    stand_in = types.ModuleType(name)
-    stand_in.__spec__ = spec
-
-    def real() -> types.ModuleType:
-        with _load_lock:
-            if sys.modules.get(name) is stand_in:
-                del sys.modules[name]
-            return importlib.import_module(name)
-
-    def forward(function: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return getattr(real(), function)(*args, **kwargs)
-
-        call.__name__ = call.__qualname__ = function
-        return call
-
-    def module_getattr(attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return getattr(real(), attr)
-
-    for function in functions:
-        setattr(stand_in, function, forward(function))
-    stand_in.__getattr__ = module_getattr  # type: ignore[method-assign]  # PEP 562
-    sys.modules[name] = stand_in
-    return True
 
 
 @contextmanager
@@ -116,8 +71,7 @@ def import_jupyterlab() -> None:
 
 
 def main() -> Any:
-    for name, functions in DEFERRED.items():
-        defer_import(name, functions)
+    defer_slow_imports()  # done when coursehub was imported; said here because it matters here
     import_jupyterlab()
     from jupyterhub.singleuser import main as singleuser_main
 

@@ -28,10 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # jsonschema (under nbformat) imports rfc3987_syntax when it is installed, for the "iri" formats,
-    # and that builds a grammar at import: ~1.3 s of CPU before the first grade. No notebook or
-    # settings schema uses those formats; this process does without them (issue 17, start-up).
-    sys.modules.setdefault("rfc3987_syntax", None)
     from tqdm import tqdm
 
     from coursehub.platform.errors import ConfigError

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from coursehub import deferred
 from coursehub.platform import userserver
 from coursehub.platform.spawner import LocalCourseSpawner
 
@@ -27,7 +28,7 @@ def test_a_deferred_module_loads_on_its_first_call(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("SLOWMOD_LOADS", raising=False)
     monkeypatch.delitem(sys.modules, "slowmod_ch", raising=False)
-    assert userserver.defer_import("slowmod_ch", ("double",))
+    assert deferred.defer_import("slowmod_ch", ("double",))
     try:
         from slowmod_ch import double  # what jsonschema does: nothing runs yet
 
@@ -36,7 +37,7 @@ def test_a_deferred_module_loads_on_its_first_call(tmp_path, monkeypatch):
         real = sys.modules["slowmod_ch"]
         assert real.LOADS == 1 and real.CONSTANT == 42 and real.double(4) == 8
         assert double(1) == 2 and real.LOADS == 1  # loaded once
-        assert not userserver.defer_import("slowmod_ch", ("double",))  # imported already: left alone
+        assert not deferred.defer_import("slowmod_ch", ("double",))  # imported already: left alone
     finally:
         sys.modules.pop("slowmod_ch", None)
 
@@ -46,7 +47,7 @@ def test_other_attributes_of_a_deferred_module_load_it_too(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "slowmod_ch2", raising=False)
     try:
-        assert userserver.defer_import("slowmod_ch2", ("f",))
+        assert deferred.defer_import("slowmod_ch2", ("f",))
         stand_in = sys.modules["slowmod_ch2"]
         assert stand_in.__spec__.name == "slowmod_ch2"
         assert not hasattr(stand_in, "__path__")  # dunders never load it (import machinery probes them)
@@ -57,7 +58,7 @@ def test_other_attributes_of_a_deferred_module_load_it_too(tmp_path, monkeypatch
 
 
 def test_a_missing_module_is_not_faked():
-    assert not userserver.defer_import("no_such_module_coursehub_xyz", ("f",))
+    assert not deferred.defer_import("no_such_module_coursehub_xyz", ("f",))
     assert "no_such_module_coursehub_xyz" not in sys.modules
 
 
@@ -65,8 +66,7 @@ def test_a_missing_module_is_not_faked():
 def test_jsonschema_checks_iris_as_before_without_the_parser_at_import():
     out = _run(
         "import sys\n"
-        "from coursehub.platform.userserver import DEFERRED, defer_import\n"
-        "for name, fns in DEFERRED.items(): defer_import(name, fns)\n"
+        "import coursehub  # puts the stand-in in place\n"
         "import jsonschema, jupyter_events\n"
         "assert 'lark' not in sys.modules, 'the IRI parser was built at import'\n"
         "check = jsonschema.FormatChecker()\n"

@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +28,7 @@ from tornado.httpserver import HTTPServer
 from ..courses import COURSE_ID_ROUTE, Catalog, Course
 from ..groups import courses_of
 from ..settings import Settings
+from .pages import message_page, render
 
 SERVICE_NAME = "textbooks"
 #: How often a served book is checked against its source (seconds).
@@ -149,14 +149,6 @@ class Books:
         self.checked[course_id] = time.monotonic()
 
 
-def _page(title: str, body: str, refresh: int | None = None) -> str:
-    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return (f"<!doctype html><html><head><meta charset='utf-8'>{meta}<title>{escape(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}"
-            "</style></head>"
-            f"<body><h1>{escape(title)}</h1>{body}</body></html>")
-
-
 class Base(web.RequestHandler):
     @property
     def books(self) -> Books:
@@ -165,20 +157,16 @@ class Base(web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         reason = kwargs.get("exc_info", (None, None))[1]
         message = getattr(reason, "log_message", None) or self._reason
-        self.finish(_page(f"{status_code}: {self._reason}", f"<p>{escape(message or '')}</p>"))
+        self.finish(message_page(f"{status_code}: {self._reason}", message or ""))
 
 
 class IndexHandler(Base):
     """The list of textbooks."""
 
     def get(self) -> None:
-        items = []
-        for course in self.books.catalog:
-            if course.textbook is None:
-                continue
-            note = "" if course.textbook.public else " (for course members: sign-in required)"
-            items.append(f'<li><a href="{escape(course.id)}/">{escape(course.title)}</a>{escape(note)}</li>')
-        self.finish(_page("Textbooks", "<ul>" + "".join(items) + "</ul>" if items else "<p>No textbooks.</p>"))
+        books = [{"id": c.id, "title": c.title, "public": c.textbook.public}
+                 for c in self.books.catalog if c.textbook is not None]
+        self.finish(render("index.html", title="Textbooks", books=books))
 
 
 class RedirectToBook(Base):
@@ -240,12 +228,11 @@ class BookHandler(_hub_oauthenticated(), web.StaticFileHandler):  # type: ignore
             self.set_status(503 if state == "building" else 500)
             self.set_header("Cache-Control", "no-store")
             if state == "building":
-                body = ("<p>This textbook is being built (its notebooks are run once). "
-                        "This page reloads by itself in a few seconds.</p>")
-                self.finish(_page(course.title, body, refresh=3))
+                self.finish(message_page(course.title, "This textbook is being built (its notebooks are run "
+                                         "once). This page reloads by itself in a few seconds.", refresh=3))
             else:
-                self.finish(_page(course.title, "<p>This textbook could not be built. Please tell your "
-                                  "instructor; the platform's log says why.</p>"))
+                self.finish(message_page(course.title, "This textbook could not be built. Please tell your "
+                                         "instructor; the platform's log says why."))
             return
         self.root = str(self.books.folder(course_id))
 

@@ -58,6 +58,21 @@ async def test_serves_built_books_and_refuses_tricks(book, serve):
     assert r.code == 403 and b"coursehub-launch-link" not in r.body
 
 
+async def test_the_services_own_pages_are_escaped_templates(book, serve):
+    """The list of books and the error pages come from autoescaped Jinja templates: a course title
+    or an error message with markup shows as text."""
+    hostile = book.course.model_copy(update={"id": "xss-1", "title": "<script>alert(1)</script> & co"})
+    get = await serve(book.settings, [book.course, private(book.course), hostile])
+    index = await get("")
+    assert index.code == 200 and b"<!doctype html>" in index.body and b'lang="en"' in index.body
+    assert b"<script>alert(1)</script>" not in index.body
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in index.body
+    assert b'href="members-201/"' in index.body and b"(for course members: sign-in required)" in index.body
+    missing = await get("nope/index.html")
+    assert missing.code == 404 and b"<h1>404: Not Found</h1>" in missing.body
+    assert b"There is no textbook &#39;nope&#39;." in missing.body  # the handler's message, escaped
+
+
 async def test_a_missing_book_is_built_on_first_visit(serve, tmp_path: Path):
     course_dir = tmp_path / "courses" / "tiny-1"
     (course_dir / "textbook").mkdir(parents=True)

@@ -32,14 +32,38 @@ def safe_dirname(name: str) -> str:
     return cleaned or "_"
 
 
-class CourseSpawnerMixin(LoggingConfigurable):
-    """Course selection shared by the local spawner and the KubeSpawner subclass."""
+class CourseMembership(LoggingConfigurable):
+    """What both spawners (this local one and platform/kube/spawner.py's KubeSpawner subclass) read
+    from the user's hub groups: their course roles, and so which Jupyter configuration their server
+    gets (staff of any course: formgrader and course tools; everyone else: the student one)."""
+
+    role_config_root = Unicode(
+        "", config=True,
+        help="Folder with 'student' and 'staff' Jupyter config folders (written by coursehub locally, "
+        "mounted from singleuser.extraFiles on Kubernetes); empty: no role configuration.",
+    )
+
+    def user_course_roles(self) -> dict[str, set[str]]:
+        return courses_of([getattr(g, "name", g) for g in (getattr(self.user, "groups", None) or [])])
+
+    def staff_anywhere(self) -> bool:
+        return any(is_staff(roles) for roles in self.user_course_roles().values())
+
+    def role_env(self) -> dict[str, str]:
+        """COURSEHUB_ROLE and the role's JUPYTER_CONFIG_PATH (when there are role configurations)."""
+        if not self.role_config_root:
+            return {}
+        role = "staff" if self.staff_anywhere() else "student"
+        return {"COURSEHUB_ROLE": role, "JUPYTER_CONFIG_PATH": f"{self.role_config_root.rstrip('/')}/{role}"}
+
+
+class CourseSpawnerMixin(CourseMembership):
+    """Course selection of the local spawner: the course from the launch's query or user_options,
+    among the course profiles the hub configuration gives (the Kubernetes spawner selects through
+    KubeSpawner's own profile_list instead)."""
 
     #: {course_id: CourseProfile}, set by the hub configuration.
     course_profiles = Dict(config=True, help="Course profiles by course id (set by coursehub).")
-
-    def user_course_roles(self) -> dict[str, set[str]]:
-        return courses_of([g.name for g in self.user.groups])
 
     def selected_course(self) -> CourseProfile | None:
         """The profile of the requested course, if the user belongs to it; else the only course they
@@ -62,9 +86,6 @@ class CourseSpawnerMixin(LoggingConfigurable):
 
     def options_from_form(self, formdata: dict) -> dict:
         return self.options_from_query(formdata)
-
-    def staff_anywhere(self) -> bool:
-        return any(is_staff(roles) for roles in self.user_course_roles().values())
 
 
 def apply_course_option(spawner: CourseSpawnerMixin, user_options: dict) -> None:
@@ -90,9 +111,6 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
     (platform/isolation.py): a system account and a sandbox per user, a sandbox only, or none."""
 
     homes_dir = Unicode(config=True, help="Folder holding one home folder per user.")
-    role_config_root = Unicode(
-        config=True, help="Folder with 'student' and 'staff' Jupyter config folders (written by coursehub)."
-    )
     isolation_mode = Unicode(config=True, help="users | sandbox | none (default: $COURSEHUB_USER_ISOLATION).")
 
     _account: pwd.struct_passwd | None = None
@@ -122,10 +140,7 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
             bin_dir = self._course_python.parent
             env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', os.defpath)}"
             env["VIRTUAL_ENV"] = str(bin_dir.parent)
-        if self.role_config_root:
-            role = "staff" if self.staff_anywhere() else "student"
-            env["JUPYTER_CONFIG_PATH"] = str(Path(self.role_config_root) / role)
-            env["COURSEHUB_ROLE"] = role
+        env.update(self.role_env())
         return env
 
     def user_env(self, env: dict) -> dict:

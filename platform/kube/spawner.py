@@ -9,7 +9,8 @@ Like the local spawner (platform/spawner.py) it also
 - takes the course from `?course=<id>` (JupyterHub 6: `?opt-course=`) or `user_options["course"]`,
   which is how the LTI launch asks for a server; the profile slug is the course id;
 - gives course staff (instructor or TA of any course) the staff Jupyter configuration (formgrader,
-  create-assignment) and everyone else the student one, through JUPYTER_CONFIG_PATH;
+  create-assignment) and everyone else the student one, through JUPYTER_CONFIG_PATH: the course
+  roles and the role's configuration come from the same `CourseMembership` as the local spawner's;
 - mounts the course's shared nbgrader directory (its ReadWriteMany claim, `course_storage_claims`)
   at ~/courses/<course> in the server of a user who teaches the course it was started for: staff
   of one course share it, and the grading service and worker see what they collect.
@@ -23,12 +24,13 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default
 
-from coursehub.platform.groups import courses_of, is_staff
+from coursehub.platform.groups import is_staff
+from coursehub.platform.spawner import CourseMembership
 
 from .profiles import visible_profiles
 
 
-class CourseKubeSpawner(KubeSpawner):
+class CourseKubeSpawner(CourseMembership, KubeSpawner):
     admin_sees_all_courses = Bool(
         False, config=True,
         help="Let hub admins start any course's environment (for operators checking a course).",
@@ -38,12 +40,6 @@ class CourseKubeSpawner(KubeSpawner):
         help="Refuse to start a server for a user who belongs to no course (instead of the plain "
         "singleuser defaults).",
     )
-    role_config_root = Unicode(
-        "", config=True,
-        help="Folder in the user pod with 'student' and 'staff' Jupyter config folders (coursehub "
-        "mounts them with singleuser.extraFiles); empty: no role configuration.",
-    )
-
     course_storage_claims = Dict(
         {}, config=True,
         help="course id -> the claim holding that course's shared nbgrader directory (ReadWriteMany).",
@@ -67,13 +63,10 @@ class CourseKubeSpawner(KubeSpawner):
 
     # ---- which profiles ------------------------------------------------------------------
 
-    def _user_group_names(self) -> list[str]:
-        return [getattr(g, "name", g) for g in (getattr(self.user, "groups", None) or [])]
-
     def _profiles_for_user(self, spawner: KubeSpawner) -> list[dict[str, Any]]:
         return visible_profiles(
             self._course_profiles,
-            self._user_group_names(),
+            [getattr(g, "name", g) for g in (getattr(self.user, "groups", None) or [])],
             admin=bool(getattr(self.user, "admin", False)),
             admin_sees_all=self.admin_sees_all_courses,
         )
@@ -111,7 +104,7 @@ class CourseKubeSpawner(KubeSpawner):
 
     def _mount_course_storage(self, course: str) -> None:
         claim = self.course_storage_claims.get(course)
-        if not claim or not is_staff(courses_of(self._user_group_names()).get(course, set())):
+        if not claim or not is_staff(self.user_course_roles().get(course, set())):
             return
         name = f"course-{course}"
         volume = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
@@ -125,16 +118,10 @@ class CourseKubeSpawner(KubeSpawner):
         else:
             self.volume_mounts = [*self.volume_mounts, mount]
 
-    # ---- staff or student -----------------------------------------------------------------
-
-    def role(self) -> str:
-        memberships = courses_of(self._user_group_names())
-        return "staff" if any(is_staff(roles) for roles in memberships.values()) else "student"
+    # ---- staff or student (CourseMembership) --------------------------------------------------
 
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        role = self.role()
-        env["COURSEHUB_ROLE"] = role
-        if self.role_config_root:
-            env["JUPYTER_CONFIG_PATH"] = f"{self.role_config_root.rstrip('/')}/{role}"
+        env["COURSEHUB_ROLE"] = "staff" if self.staff_anywhere() else "student"
+        env.update(self.role_env())
         return env

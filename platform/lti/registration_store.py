@@ -19,38 +19,8 @@ import time
 import sqlalchemy as sa
 
 from .registry import LaunchRegistration
+from .tables import links, registrations, states
 
-metadata = sa.MetaData()
-
-registrations = sa.Table(
-    "coursehub_lti_registrations", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("issuer", sa.String(512), nullable=False),
-    #: JSON of LaunchRegistration.to_dict().
-    sa.Column("data", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-
-links = sa.Table(
-    "coursehub_lti_registration_links", metadata,
-    sa.Column("token_sha256", sa.String(64), primary_key=True),
-    #: The platform name the admin chose ('' = from the LMS's host).
-    sa.Column("name", sa.String(64), nullable=False, default=""),
-    sa.Column("created_by", sa.String(255), nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=False),
-)
-
-
-#: The state of each stored registration: pending when it arrives, then the operators' decisions
-#: (`coursehub lti approve|reject NAME`). No row: active (registrations stored before approval
-#: existed were active on arrival, and an upgrade must not switch them off).
-states = sa.Table(
-    "coursehub_lti_registration_states", metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("changed_by", sa.String(255), nullable=False),
-    sa.Column("changed_at", sa.Float, nullable=False),
-)
 PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
 
 
@@ -60,8 +30,8 @@ def _sha(token: str) -> str:
 
 class RegistrationStore:
     def __init__(self, engine: sa.Engine):
+        """On the engine of an LtiStore, which brought the schema (these tables too) up to date."""
         self.engine = engine
-        metadata.create_all(engine)
 
     def create_link(self, created_by: str, name: str = "", ttl: float = 86400) -> str:
         """A new one-time registration token (returned once, stored hashed)."""

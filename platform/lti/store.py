@@ -3,7 +3,8 @@ LMS's own user ids.
 
 JupyterHub's database is not ours to extend, and auth_state is overwritten on every launch, so
 these live in a small database of their own: SQLite in the state folder by default, or tables
-prefixed `coursehub_lti_` in any SQLAlchemy URL (e.g. the hub's PostgreSQL) at scale. Everything
+prefixed `coursehub_lti_` in any SQLAlchemy URL (e.g. the hub's PostgreSQL) at scale. Their schema is
+kept by alembic (schema.py, migrations/), brought up to date when a store is opened. Everything
 here is quick, indexed, single-row work, so it runs inline on the hub's event loop like the hub's
 own database calls.
 """
@@ -19,59 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..database import make_engine
-
-metadata = sa.MetaData()
-
-nonces = sa.Table(
-    "coursehub_lti_nonces", metadata,
-    sa.Column("nonce", sa.String(128), primary_key=True),
-    sa.Column("expires_at", sa.Float, nullable=False, index=True),
-)
-
-identities = sa.Table(
-    "coursehub_lti_identities", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    #: The LTI issuer, or "sso:<provider>" for campus sign-in.
-    sa.Column("issuer", sa.String(512), nullable=False),
-    sa.Column("subject", sa.String(512), nullable=False),
-    sa.Column("username", sa.String(255), nullable=False, index=True),
-    sa.Column("display_name", sa.String(512), nullable=False, default=""),
-    sa.Column("email", sa.String(512), nullable=False, default=""),
-    #: Value of the configured account-linking claim (only stored when linking is on).
-    sa.Column("link_value", sa.String(512), nullable=True, index=True),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("issuer", "subject", name="uq_coursehub_lti_identity"),
-)
-
-launch_services = sa.Table(
-    "coursehub_lti_launch_services", metadata,
-    sa.Column("username", sa.String(255), primary_key=True),
-    sa.Column("course", sa.String(64), primary_key=True),
-    sa.Column("platform", sa.String(128), nullable=False),
-    sa.Column("issuer", sa.String(512), nullable=False),
-    sa.Column("client_id", sa.String(512), nullable=False),
-    sa.Column("deployment_id", sa.String(512), nullable=False),
-    sa.Column("context_id", sa.String(512), nullable=False),
-    sa.Column("subject", sa.String(512), nullable=False),
-    sa.Column("role", sa.String(32), nullable=False),
-    #: JSON: {"lineitems", "lineitem", "scope"} of the AGS endpoint claim, or null.
-    sa.Column("ags", sa.Text, nullable=True),
-    #: JSON: {"context_memberships_url", "service_versions"} of the NRPS claim, or null.
-    sa.Column("nrps", sa.Text, nullable=True),
-    #: JSON: {resource_link_id: {"lineitem": url, "title": ...}} seen for this user and course.
-    sa.Column("resource_links", sa.Text, nullable=False, default="{}"),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
-
-#: The LMS's own user id where it differs from the LTI `sub` (Canvas's numeric id, sent as the custom
-#: parameter `canvas_user_id`): what the LMS's gradebook import matches students by.
-platform_user_ids = sa.Table(
-    "coursehub_lti_platform_user_ids", metadata,
-    sa.Column("issuer", sa.String(512), primary_key=True),
-    sa.Column("subject", sa.String(512), primary_key=True),
-    sa.Column("user_id", sa.String(64), nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-)
+from .tables import identities, launch_services, metadata, nonces, platform_user_ids  # noqa: F401 - metadata: re-exported
 
 
 @dataclass(frozen=True)
@@ -91,8 +40,10 @@ class LtiStore:
         # durable=False (SQLite synchronous=NORMAL): commits survive a hub crash without an fsync
         # each; a power cut may lose the last moments (a nonce spent then could be accepted once
         # more within its few minutes of validity, still bound to the same browser's cookie).
+        from .schema import upgrade
+
+        upgrade(url)  # alembic, one process at a time (platform/lti/schema.py)
         self.engine = make_engine(url, durable=False, hide_parameters=True)
-        metadata.create_all(self.engine)
 
     # --- nonces -------------------------------------------------------------------------------
     def issue_nonce(self, nonce: str, ttl: float) -> None:

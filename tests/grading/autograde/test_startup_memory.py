@@ -1,0 +1,51 @@
+"""Issue 17: what `coursehub autograde` imports before its workers fork, and the memory a worker
+gives back between submissions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+from coursehub.grading.autograde import cli, pool
+
+LEAN_IMPORT = """
+import importlib.metadata, os, sys
+from coursehub.grading.autograde import cli
+cli._import_nbgrader_without_server_extensions()
+from traitlets.config import Config
+from coursehub.grading.autograde import gradebook, pool, steps
+import nbgrader
+from nbgrader.preprocessors import SaveAutoGrades
+steps.pipeline(Config())  # nbgrader's preprocessors, as the grading run builds them
+leaked = sorted(m for m in sys.modules if m.startswith(("nbgrader.server_extensions", "nbgrader.exchange",
+                                                          "jupyter_server")))
+assert not leaked, leaked
+assert nbgrader.__version__ == importlib.metadata.version("nbgrader"), nbgrader.__version__
+assert os.path.isdir(os.path.join(os.path.dirname(nbgrader.__file__), "alembic"))
+print("ok")
+"""
+
+
+def test_grading_imports_nbgrader_without_its_server_extensions():
+    out = subprocess.run([sys.executable, "-c", LEAN_IMPORT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_an_already_imported_nbgrader_is_left_alone():
+    import nbgrader
+
+    cli._import_nbgrader_without_server_extensions()
+    assert sys.modules["nbgrader"] is nbgrader
+    assert hasattr(nbgrader, "_load_jupyter_server_extension")  # the full package, as imported
+
+
+def test_releasing_free_memory_works_and_is_a_no_op_without_malloc_trim(monkeypatch):
+    pool.release_free_memory()  # glibc here: malloc_trim exists and is called
+    monkeypatch.setattr(pool, "_malloc_trim", None)
+    monkeypatch.setattr(pool.ctypes, "CDLL", lambda *_a, **_k: types.SimpleNamespace())  # a libc without it
+    pool.release_free_memory()
+    assert pool._malloc_trim is False
+    pool.release_free_memory()
+

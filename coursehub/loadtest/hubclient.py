@@ -3,6 +3,7 @@ hub's redirects to the notebook, and the hub API calls a browser's JavaScript wo
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -88,7 +89,7 @@ class HubSession:
                 url = self._absolute(r.headers["Location"])
                 continue
             if r.status_code == 200 and "/spawn-pending/" in url:
-                time.sleep(0.5)
+                self.wait_for_server(url, deadline)
                 continue
             if r.status_code == 200 and "/lab" in url and "jupyter-config-data" in r.text:
                 match = _USER_URL.search(urlparse(url).path)
@@ -97,6 +98,24 @@ class HubSession:
                 self.name = requests.utils.unquote(match[1])
                 return url[:url.index(match[0]) + len(match[0])]
             raise StepFailed(f"HTTP {r.status_code} at {where(url)}{_marker(r)}")
+
+    def wait_for_server(self, pending_url: str, deadline: float) -> None:
+        """Wait on the hub's spawn-progress stream, as the pending page's JavaScript does, until it
+        says the server is ready (or failed); then the caller reloads the page. Polls the page
+        every 0.5 s instead when the stream is not available (an older hub, a proxy that buffers)."""
+        name = urlparse(pending_url).path.rstrip("/").rsplit("/", 1)[-1]
+        headers = {"X-XSRFToken": cookie(self.http, "_xsrf", "/hub/") or "", "Accept": "text/event-stream"}
+        try:
+            with self.http.get(f"{self.hub_url}/hub/api/users/{name}/server/progress", headers=headers,
+                               stream=True, timeout=_remaining(deadline, 120)) as r:
+                if r.status_code != 200:
+                    raise requests.RequestException(f"HTTP {r.status_code}")
+                for line in r.iter_lines(chunk_size=1, decode_unicode=True):  # events are small: no buffering
+                    if line and line.startswith("data:") and _finished(line[5:]):
+                        return
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.5)
 
     def whoami(self, deadline: float) -> str:
         r = self.api("GET", "/user", deadline)
@@ -125,6 +144,12 @@ class HubSession:
 
     def _absolute(self, location: str) -> str:
         return self.hub_url + location if location.startswith("/") else location
+
+
+def _finished(data: str) -> bool:
+    """Whether one progress event says the spawn is over (ready or failed)."""
+    event = json.loads(data)
+    return bool(isinstance(event, dict) and (event.get("ready") or event.get("failed")))
 
 
 def _marker(r: requests.Response) -> str:

@@ -23,6 +23,7 @@ the course's fault (`CourseStepError`), never the student's. The differences are
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,22 +55,31 @@ class _CachedJsonschema:
 
     `jsonschema.validate(instance, schema)` re-checks the schema and builds a validator on every
     call; nbgrader calls it for every cell of every notebook. Same schema, same validator class,
-    same checks and errors; the validator is just built once. Only speed changes.
+    same checks and errors; the validator is just built once per schema. Only speed changes.
+    nbgrader reads its schema file again for every notebook (a new dict each time), so schemas are
+    told apart by their content, not their identity: one entry per schema version, however many
+    notebooks a worker grades.
     """
 
     def __init__(self, real) -> None:
         self._real = real
-        self._validators: dict[int, object] = {}
+        self._validators: dict[str, object] = {}
+        self._last: tuple[object, object] | None = None  # (schema dict, its validator): nbgrader's cells in a row
 
     def validate(self, instance, schema, *args, **kw) -> None:
         if args or kw:
             return self._real.validate(instance, schema, *args, **kw)
-        v = self._validators.get(id(schema))
-        if v is None:
-            cls = self._real.validators.validator_for(schema)
-            cls.check_schema(schema)
-            v = self._validators[id(schema)] = (cls(schema), schema)
-        v[0].validate(instance)
+        if self._last is not None and self._last[0] is schema:
+            v = self._last[1]
+        else:
+            key = json.dumps(schema, sort_keys=True)
+            v = self._validators.get(key)
+            if v is None:
+                cls = self._real.validators.validator_for(schema)
+                cls.check_schema(schema)
+                v = self._validators[key] = cls(schema)
+            self._last = (schema, v)
+        v.validate(instance)
 
     def __getattr__(self, name):
         return getattr(self._real, name)
@@ -219,17 +229,43 @@ def resources_for(student: str, assignment: str, notebook: str, index: SourceInd
     }
 
 
+class _Exporters(threading.local):
+    """Per thread: (id of a course's config, pass) -> (that config, its exporter). nbgrader's
+    converter also builds its exporter and preprocessors once per run and reuses them for every
+    notebook; building them per notebook (traitlets configuration, the pipeline's imports) was a
+    third of each step's time. Per thread, because steps keep per-notebook state while they run
+    (OverwriteCells' notebook and assignment) and the instant-feedback runner grades in threads."""
+
+    def __init__(self) -> None:
+        self.by_config: dict[tuple[int, str], tuple[Config, NotebookExporter]] = {}
+
+
+_EXPORTERS = _Exporters()
+
+
+def _exporter_for(config: Config, which: str) -> NotebookExporter:
+    cache = _EXPORTERS.by_config
+    cached = cache.get((id(config), which))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    exporter = _exporter(config, getattr(pipeline(config), which))
+    if len(cache) >= 16:  # one course per worker in practice; never grows without end
+        cache.clear()
+    cache[(id(config), which)] = (config, exporter)
+    return exporter
+
+
 def sanitize(nb_json: str, resources: dict, config: Config) -> str:
     """Before the sandbox: clear outputs, restore locked/test cells and metadata from the source
     (the course's sanitize steps, then its autograde steps listed before Execute)."""
     nb = nbformat.reads(nb_json, as_version=4)
-    output, _ = _exporter(config, pipeline(config).sanitize).from_notebook_node(nb, resources=dict(resources))
+    output, _ = _exporter_for(config, "sanitize").from_notebook_node(nb, resources=dict(resources))
     return output
 
 
 def finish(executed: nbformat.NotebookNode, resources: dict, config: Config) -> str:
     """After Execute: the course's steps nbgrader runs before saving grades (output cleaning)."""
-    output, _ = _exporter(config, pipeline(config).finish).from_notebook_node(executed, resources=dict(resources))
+    output, _ = _exporter_for(config, "finish").from_notebook_node(executed, resources=dict(resources))
     return output
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nbformat
 import pytest
 from nbgrader.api import MissingEntry
@@ -47,3 +49,33 @@ def test_cell_scores_follow_nbgrader(demo_course):
     scores = steps.cell_scores(nb)
     assert scores["test-squares"] == {"auto_score": 0, "max_score": 2.0}
     assert scores["test-mean"] == {"auto_score": 3.0, "max_score": 3.0}
+
+
+def test_metadata_validation_is_nbgrader_s_with_one_validator_per_schema(demo_course, index):
+    """nbgrader reads its metadata schema again for every notebook: the cached validator must still
+    be one per schema (not one per notebook, which grew without end in a long-running worker) and
+    must refuse exactly what jsonschema refuses."""
+    import jsonschema
+    from nbgrader.nbgraderformat import MetadataValidator, common
+
+    cache = common.jsonschema
+    assert isinstance(cache, steps._CachedJsonschema)
+    config = NbgraderCourse(demo_course).config
+    nb_json = nbformat.writes(samples.released(demo_course)["part1"])
+    for _ in range(5):  # five notebooks: five fresh schema dicts, one validator
+        steps.sanitize(nb_json, steps.resources_for("alice", "ps1", "part1", index), config)
+    assert len(cache._validators) == 1
+
+    schema = MetadataValidator().schema
+    bad = {"grade": True, "solution": False, "locked": False, "grade_id": "x", "points": "many",
+           "schema_version": 3}
+    with pytest.raises(jsonschema.ValidationError) as real:
+        jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError) as ours:
+        cache.validate(bad, dict(schema))
+    assert (ours.value.message, list(ours.value.path)) == (real.value.message, list(real.value.path))
+    other = {"type": "object", "required": ["only"]}
+    with pytest.raises(jsonschema.ValidationError, match="'only' is a required property"):
+        cache.validate({}, other)  # another schema gets its own validator
+    assert len(cache._validators) == 2
+    cache._validators.pop(json.dumps(other, sort_keys=True))

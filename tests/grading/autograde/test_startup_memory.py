@@ -21,6 +21,7 @@ steps.pipeline(Config())  # nbgrader's preprocessors, as the grading run builds 
 leaked = sorted(m for m in sys.modules if m.startswith(("nbgrader.server_extensions", "nbgrader.exchange",
                                                           "jupyter_server")))
 assert not leaked, leaked
+assert "setuptools" not in sys.modules and "pkg_resources" not in sys.modules  # put off until used
 assert nbgrader.__version__ == importlib.metadata.version("nbgrader"), nbgrader.__version__
 assert os.path.isdir(os.path.join(os.path.dirname(nbgrader.__file__), "alembic"))
 print("ok")
@@ -29,6 +30,31 @@ print("ok")
 
 def test_grading_imports_nbgrader_without_its_server_extensions():
     out = subprocess.run([sys.executable, "-c", LEAN_IMPORT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "ok"
+
+
+ARCHIVE_AFTER_LEAN_IMPORT = """
+import os, sys, tempfile, zipfile
+from coursehub.grading.autograde import cli
+cli._import_nbgrader_without_server_extensions()
+from nbgrader import utils
+assert "setuptools" not in sys.modules
+d = tempfile.mkdtemp()
+with zipfile.ZipFile(os.path.join(d, "a.zip"), "w") as z:
+    z.writestr("sub/x.txt", "hello")
+os.mkdir(os.path.join(d, "out"))
+utils.unzip(os.path.join(d, "a.zip"), os.path.join(d, "out"), zip_ext=[".zip"], create_own_folder=False, tree=True)
+assert open(os.path.join(d, "out", "sub", "x.txt")).read() == "hello"  # the real setuptools did it
+import setuptools, setuptools.command
+assert setuptools.__version__ and sys.modules["setuptools.archive_util"].unpack_archive is not utils.unpack_archive
+print("ok")
+"""
+
+
+def test_nbgrader_s_archive_functions_still_work_and_setuptools_is_the_real_one():
+    out = subprocess.run([sys.executable, "-c", ARCHIVE_AFTER_LEAN_IMPORT], capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok"
 

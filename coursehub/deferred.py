@@ -7,6 +7,9 @@ installed, and importing it builds an Earley parser from a grammar: about 1 s of
 first grade, the first request or the first notebook. Nothing validates an IRI while a process
 starts. Importing `coursehub` puts a stand-in in its place (`defer_slow_imports`) that imports the
 real module on its first use, so every check stays exactly as it was.
+
+`import_without` is the same idea for one import: a dependency another package imports at start
+only for functions a process never calls (setuptools under nbgrader.utils, for the autograder).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import importlib.util
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import Any
 
 #: Modules imported at start only to register something used later: {module: its functions}.
@@ -42,22 +46,56 @@ def defer_import(name: str, functions: tuple[str, ...]) -> bool:
                 del sys.modules[name]
             return importlib.import_module(name)
 
-    def forward(function: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return getattr(real(), function)(*args, **kwargs)
-
-        call.__name__ = call.__qualname__ = function
-        return call
-
     def module_getattr(attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
         return getattr(real(), attr)
 
     for function in functions:
-        setattr(stand_in, function, forward(function))
+        setattr(stand_in, function, on_first_call(real, function))
     stand_in.__getattr__ = module_getattr  # type: ignore[method-assign]  # PEP 562
     sys.modules[name] = stand_in
+    return True
+
+
+def on_first_call(load: Callable[[], types.ModuleType], function: str) -> Callable[..., Any]:
+    """A function that loads the real module (`load()`) when it is first called and calls its
+    `function`: the stand-in for one function of a module that is put off."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(load(), function)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = function
+    return call
+
+
+def import_without(module: str, stand_ins: dict[str, tuple[str, ...]]) -> bool:
+    """Import `module` while the modules in `stand_ins` ({dotted name: functions it takes from
+    them}) are stand-ins whose functions load the real module on first call; the stand-ins leave
+    sys.modules afterwards, so a later import of them is the real one. For a dependency imported
+    at start only for a function the process never calls. False (nothing done) when `module` or
+    any of them is imported already."""
+    parents = {".".join(name.split(".")[:i]) for name in stand_ins for i in range(1, name.count(".") + 1)}
+    if any(m in sys.modules for m in (module, *stand_ins, *parents)):
+        return False
+    made: dict[str, types.ModuleType] = {}
+    for name in sorted(parents):
+        made[name] = types.ModuleType(name)
+        made[name].__path__ = []  # a package to the import system; it finds nothing in it
+    for name, functions in stand_ins.items():
+        made[name] = types.ModuleType(name)
+        for function in functions:
+            setattr(made[name], function, on_first_call(lambda name=name: importlib.import_module(name), function))
+    for name, stand_in in made.items():
+        if "." in name:
+            parent, _, child = name.rpartition(".")
+            setattr(made[parent], child, stand_in)
+    sys.modules.update(made)
+    try:
+        importlib.import_module(module)
+    finally:
+        for name, stand_in in made.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
     return True
 
 

@@ -159,43 +159,15 @@ def _import_nbgrader_without_server_extensions() -> None:
     _import_nbgrader_utils_without_setuptools()
 
 
-#: What nbgrader.utils takes from setuptools (to unpack `zip_collect` archives; grading never does).
-_ARCHIVE_FUNCTIONS = ("unpack_archive", "unpack_tarfile", "unpack_zipfile")
-
-
 def _import_nbgrader_utils_without_setuptools() -> None:
-    """Import nbgrader.utils with stand-ins for the three setuptools.archive_util functions it
-    imports: importing setuptools (and pkg_resources, which scans every installed distribution)
-    cost ~0.1 s of start-up and memory in every grading process. Each stand-in imports the real
-    module on its first call and calls the real function, so nothing changes but when setuptools
-    loads. The stand-in modules are gone from sys.modules afterwards: any later `import setuptools`
-    gets the real one. Nothing happens when setuptools or nbgrader.utils is already imported."""
-    import importlib
-    import types
+    """nbgrader.utils imports three setuptools.archive_util functions (to unpack `zip_collect`
+    archives; grading never calls them), and importing setuptools (and pkg_resources, which scans
+    every installed distribution) cost ~0.1 s of start-up and memory in every grading process.
+    They load on first call instead; a later `import setuptools` gets the real one."""
+    from coursehub.deferred import import_without
 
-    if any(m in sys.modules for m in ("setuptools", "setuptools.archive_util", "nbgrader.utils")):
-        return
-
-    def forward(name: str):
-        def call(*args, **kwargs):
-            return getattr(importlib.import_module("setuptools.archive_util"), name)(*args, **kwargs)
-
-        call.__name__ = call.__qualname__ = name
-        return call
-
-    parent = types.ModuleType("setuptools")
-    parent.__path__ = []  # a package to the import system; it finds nothing in it
-    archive = types.ModuleType("setuptools.archive_util")
-    for name in _ARCHIVE_FUNCTIONS:
-        setattr(archive, name, forward(name))
-    parent.archive_util = archive
-    sys.modules.update({"setuptools": parent, "setuptools.archive_util": archive})
-    try:
-        import nbgrader.utils  # noqa: F401 - imported here, with the stand-ins
-    finally:
-        for name in ("setuptools", "setuptools.archive_util"):
-            if sys.modules.get(name) in (parent, archive):
-                del sys.modules[name]
+    import_without("nbgrader.utils",
+                   {"setuptools.archive_util": ("unpack_archive", "unpack_tarfile", "unpack_zipfile")})
 
 
 def _already_graded(course, student: str, assignment: str) -> bool:

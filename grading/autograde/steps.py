@@ -245,8 +245,8 @@ _EXPORTERS = _Exporters()
 
 def _exporter_for(config: Config, which: str) -> NotebookExporter:
     cache = _EXPORTERS.by_config
-    cached = cache.get((id(config), which))
-    if cached is not None and cached[0] is config:
+    cached = cache.get((id(config), which))  # the entry keeps its config alive: the id stays its own
+    if cached is not None:
         return cached[1]
     exporter = _exporter(config, getattr(pipeline(config), which))
     if len(cache) >= 16:  # one course per worker in practice; never grows without end

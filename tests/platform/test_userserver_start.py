@@ -57,6 +57,31 @@ def test_other_attributes_of_a_deferred_module_load_it_too(tmp_path, monkeypatch
         sys.modules.pop("slowmod_ch2", None)
 
 
+def test_import_without_puts_a_dependency_off_for_that_import_only(tmp_path, monkeypatch):
+    heavy = tmp_path / "heavypkg_ch"
+    heavy.mkdir()
+    (heavy / "__init__.py").write_text("import os\nos.environ['HEAVYPKG_LOADS'] = 'yes'\n")
+    (heavy / "tools.py").write_text("def unpack(x, *, twice=False):\n    return x * (2 if twice else 1)\n")
+    (tmp_path / "user_ch.py").write_text("from heavypkg_ch.tools import unpack\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HEAVYPKG_LOADS", raising=False)
+    names = ("heavypkg_ch", "heavypkg_ch.tools", "user_ch")
+    try:
+        assert deferred.import_without("user_ch", {"heavypkg_ch.tools": ("unpack",)})
+        assert "HEAVYPKG_LOADS" not in __import__("os").environ  # imported, and the package never ran
+        assert not any(n in sys.modules for n in names[:2])  # the stand-ins are gone again
+        user = sys.modules["user_ch"]
+        assert user.unpack("ab", twice=True) == "abab"  # the real function, with its arguments
+        assert __import__("os").environ["HEAVYPKG_LOADS"] == "yes"
+        import heavypkg_ch.tools
+
+        assert heavypkg_ch.tools.unpack is not user.unpack  # a later import is the real module
+        assert not deferred.import_without("user_ch", {"heavypkg_ch.tools": ("unpack",)})  # imported: left alone
+    finally:
+        for n in names:
+            sys.modules.pop(n, None)
+
+
 def test_a_missing_module_is_not_faked():
     assert not deferred.defer_import("no_such_module_coursehub_xyz", ("f",))
     assert "no_such_module_coursehub_xyz" not in sys.modules

@@ -28,17 +28,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _import_nbgrader_without_server_extensions()
-    from tqdm import tqdm
+    from coursehub.startup import collector_paused
 
-    from coursehub.platform.errors import ConfigError
-    from coursehub.platform.settings import load_settings
+    with collector_paused():  # before the workers fork from this process
+        _import_nbgrader_without_server_extensions()
+        from tqdm import tqdm
 
-    from ..sandbox.limits import KernelLimits
-    from . import steps
-    from .course import CourseError, NbgraderCourse
-    from .gradebook import GradebookWriter
-    from .pool import GraderPool, release_free_memory
+        from coursehub.platform.errors import ConfigError
+        from coursehub.platform.settings import load_settings
+
+        from ..sandbox.limits import KernelLimits
+        from . import steps
+        from .course import CourseError, NbgraderCourse
+        from .gradebook import GradebookWriter
+        from .pool import GraderPool, release_free_memory
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

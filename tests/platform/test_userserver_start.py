@@ -152,6 +152,37 @@ def test_the_server_gets_the_arguments_the_script_would():
     assert out.stdout.strip() == "['/env/bin/jupyterhub-singleuser', '--debug', '--x=1']"
 
 
+def test_collector_paused_turns_collection_off_inside_and_freezes_what_was_made():
+    """Run in a fresh interpreter: the pytest process's own collector state is not ours to change."""
+    out = _run("import gc\n"
+               "from coursehub.startup import collector_paused\n"
+               "before = gc.get_freeze_count()\n"
+               "with collector_paused():\n"
+               "    inside = gc.isenabled()\n"
+               "    made = [[i] for i in range(1000)]\n"
+               "print(inside, gc.isenabled(), gc.get_freeze_count() - before >= 1000)\n"
+               "gc.disable()\n"
+               "with collector_paused():\n"
+               "    pass\n"
+               "print(gc.isenabled())\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "False"]
+
+
+def test_the_server_imports_without_the_collector_and_serves_with_it():
+    """The server's imports ran with the collector paused (they are frozen afterwards), and the
+    server itself runs with the collector on: a long-lived server must still free its cycles."""
+    out = _run("import gc, sys\n"
+               "import jupyterhub.singleuser as singleuser\n"
+               "frozen = gc.get_freeze_count()\n"
+               "singleuser.main = lambda: print(gc.isenabled(), gc.get_freeze_count() > frozen,\n"
+               "                                'jupyter_server.serverapp' in sys.modules)\n"
+               "from coursehub.platform import userserver\n"
+               "userserver.main()\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True"]
+
+
 # --- the spawner -------------------------------------------------------------------------------
 
 

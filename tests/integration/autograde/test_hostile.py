@@ -125,6 +125,20 @@ def test_edited_test_cells_are_restored(setup):
     assert score(result, "test-mean") == 0 and score(result, "test-warmest") == 0
 
 
+def test_kernels_collect_garbage_like_any_kernel(setup):
+    """The zygote imports with the collector off and freezes what it imported before it forks: the
+    kernels it forks must still have the collector on, or a student's reference cycles would never
+    be freed and a correct, allocation-heavy answer could run out of memory."""
+    course, _, _, _ = setup
+    probe = ("import gc\nclass Node:\n    pass\nn = Node()\nn.me = n\ndel n\n"
+             "print('collector', gc.isenabled(), gc.collect() >= 1, gc.get_threshold()[0] > 0)\n")
+    samples.write_submission(course.root, "cycles", samples.answer(
+        samples.correct(samples.released(course.root)), mean=probe + samples.SOLUTIONS["mean"]))
+    result = grade(setup, "cycles")
+    assert "collector True True True" in outputs(result)
+    assert result.status == "graded" and score(result, "test-mean") == 3.0
+
+
 def test_grader_is_healthy_afterwards(setup):
     course, _, grader, _ = setup
     result = grade(setup, "victim")

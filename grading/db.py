@@ -19,14 +19,16 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from coursehub.platform.database import make_engine
+from coursehub.platform.database import make_engine, schema_change
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_FOLDERS = ("versions", "jobs", "lms")
 UPGRADE_COMMAND = "coursehub grading-db upgrade"
+#: pg_advisory_xact_lock key of "one process creates the grading database's tables at a time".
+_PG_LOCK = 0x677264  # "grd"
 #: Constraint and index names of the exchange's and the LMS sync's tables (their migrations use them).
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +45,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str, engine: Engine | None = None) -> Config:
+def alembic_config(url: str, engine: Engine | None = None, connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     folders = [MIGRATIONS / f for f in VERSION_FOLDERS if (MIGRATIONS / f).is_dir()]
@@ -52,6 +54,8 @@ def alembic_config(url: str, engine: Engine | None = None) -> Config:
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if engine is not None:
         cfg.attributes["engine"] = engine
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
@@ -108,8 +112,12 @@ def check_schema(url: str, engine: Engine, *, create_if_empty: bool = True, sett
     if status.up_to_date:
         return
     if status.empty and create_if_empty:
-        upgrade(url, engine)
-        return
+        with schema_change(url, _PG_LOCK) as conn:  # two services starting on one new database
+            if not inspect(conn).get_table_names():
+                command.upgrade(alembic_config(url, connection=conn), "heads")
+        status = schema_status(engine)  # made here or by the process that held the lock first
+        if status.up_to_date:
+            return
     raise SchemaOutdated(url, status, settings_hint)
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Connection
+
+from coursehub.platform.database import schema_change
 
 
 def nbgrader_schema_head() -> str:
@@ -21,24 +24,42 @@ def nbgrader_schema_head() -> str:
     return ScriptDirectory(os.path.join(os.path.dirname(nbgrader.__file__), "alembic")).get_current_head()
 
 
-def create_gradebook(db_url: str, course_id: str = "") -> None:
-    """An empty nbgrader gradebook exactly as `Gradebook(db_url)` makes one (tables, alembic stamp,
-    course row), without the `alembic` subprocess nbgrader starts for it."""
-    from nbgrader.api import Base as NbBase
-    from nbgrader.api import Gradebook
-    from sqlalchemy import inspect, text
+#: pg_advisory_xact_lock key of "one process creates a gradebook at a time".
+_PG_LOCK = 0x6E6267  # "nbg"
 
-    engine = create_engine(db_url)
-    try:
-        if not inspect(engine).get_table_names():
-            NbBase.metadata.create_all(engine)
-            with engine.begin() as conn:
-                conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-                conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
-                             {"v": nbgrader_schema_head()})
+
+def _complete(conn: Connection, course_id: str) -> bool:
+    """The gradebook has nbgrader's tables, its alembic stamp and (if named) the course's row."""
+    tables = set(inspect(conn).get_table_names())
+    if not {"course", "alembic_version"} <= tables:
+        return False
+    return not course_id or conn.execute(text("SELECT 1 FROM course WHERE id = :c"), {"c": course_id}).first() is not None
+
+
+def create_gradebook(db_url: str, course_id: str = "") -> None:
+    """An empty nbgrader gradebook exactly as `Gradebook(db_url, course_id)` makes one (tables,
+    alembic stamp, course row), without the `alembic` subprocess nbgrader starts for it; nothing
+    if it is there. Safe when several processes do it at once (the grading service writing deadlines
+    as a worker or a CLI opens the same course): nbgrader's own check-then-create is not, the
+    second process fails with "table already exists" or a duplicate course row."""
+    from nbgrader.api import Base as NbBase
+
+    reader = create_engine(db_url)
+    try:  # the common case: it exists, a read and no lock
+        with reader.connect() as conn:
+            if _complete(conn, course_id):
+                return
     finally:
-        engine.dispose()
-    Gradebook(db_url, course_id=course_id).close()  # the course row, as nbgrader adds it
+        reader.dispose()
+    with schema_change(db_url, _PG_LOCK, wal=False) as conn:
+        if _complete(conn, course_id):
+            return  # another process made it while this one waited for the lock
+        if not inspect(conn).get_table_names():
+            NbBase.metadata.create_all(conn)
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": nbgrader_schema_head()})
+        if course_id:  # not there (_complete said so, under the lock); nbgrader's check_course adds it
+            conn.execute(text("INSERT INTO course (id) VALUES (:c)"), {"c": course_id})
 
 
 STUDENT_FIELDS = ("first_name", "last_name", "email", "lms_user_id")

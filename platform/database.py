@@ -6,23 +6,30 @@ SQLite: WAL (readers never block the writer), a 30 s busy timeout, foreign keys 
 `synchronous=FULL` (a commit survives a power cut) unless the caller accepts `durable=False`.
 `immediate_writes=True` starts every transaction with `BEGIN IMMEDIATE`, so two writers queue
 for the lock at the start instead of failing on upgrade mid-transaction (the job queue needs that).
+`wal=False` leaves the file's journal mode alone (nbgrader's gradebook, which instructors may keep
+on a network filesystem, where WAL's shared memory does not work).
 PostgreSQL: a pool of `pool_size` (+ as many overflow) connections, checked before use.
+
+`schema_change` is the one way a process creates or migrates a schema that other processes may be
+creating at the same moment (the hub, the grading service, a worker, a CLI starting together).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
 
 #: Seconds a SQLite connection waits for a lock before giving up.
 SQLITE_BUSY_SECONDS = 30
 
 
 def make_engine(url: str, *, pool_size: int = 10, immediate_writes: bool = False, durable: bool = True,
-                hide_parameters: bool = False) -> Engine:
+                hide_parameters: bool = False, wal: bool = True) -> Engine:
     """An engine for `url` with coursehub's settings (see the module docstring).
 
     `hide_parameters` keeps statement parameters (names, emails) out of error messages and logs."""
@@ -40,7 +47,8 @@ def make_engine(url: str, *, pool_size: int = 10, immediate_writes: bool = False
         if immediate_writes:
             dbapi_conn.isolation_level = None  # the driver opens no transaction; "begin" below does
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
@@ -52,3 +60,19 @@ def make_engine(url: str, *, pool_size: int = 10, immediate_writes: bool = False
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def schema_change(url: str, lock_key: int, *, wal: bool = True) -> Iterator[Connection]:
+    """A transaction in which one process at a time creates or migrates a schema: SQLite takes the
+    write lock at BEGIN (IMMEDIATE), PostgreSQL an advisory lock (`lock_key`, one per schema) held
+    until the commit. Whoever comes second waits, then finds the first one's work: check again
+    inside before creating anything. DDL is transactional on both, so a failure leaves nothing."""
+    engine = make_engine(url, immediate_writes=True, hide_parameters=True, pool_size=1, wal=wal)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
+            yield conn
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from ..gradebook import create_gradebook
 from .grader import SubmissionJob
 from .sources import SourceIndex
 
@@ -65,6 +66,7 @@ class NbgraderCourse:
         return self.coursedir.course_id or "default_course"
 
     def gradebook(self) -> Gradebook:
+        create_gradebook(self.db_url, self.course_id)  # nbgrader's own first creation races other processes
         return Gradebook(self.db_url, self.course_id)
 
     def ensure_assignment(self, assignment: str) -> None:

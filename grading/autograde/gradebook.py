@@ -24,6 +24,7 @@ from nbgrader.preprocessors.base import NbGraderPreprocessor
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
+from ..gradebook import create_gradebook
 from . import steps
 from .grader import SubmissionResult
 
@@ -83,6 +84,7 @@ class _OneTransaction:
 class GradebookWriter:
     def __init__(self, db_url: str, course_id: str, course_dir: Path | None = None,
                  config: Config | None = None) -> None:
+        create_gradebook(db_url, course_id)  # nbgrader's own first creation races other processes
         self.gb = Gradebook(db_url, course_id)
         self.course_dir = course_dir
         self.config = config or Config()

@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ..database import make_engine
+from ..database import make_engine, schema_change
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Its own version table: the LTI tables may share a database with the hub's or the grading service's.
@@ -76,20 +76,14 @@ def upgrade(url: str) -> None:
             return
     finally:
         reader.dispose()
-    engine = make_engine(url, immediate_writes=True, hide_parameters=True, pool_size=1)
-    try:
-        with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE, the write lock until the commit
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-            context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-            current = context.get_current_revision()
-            if current == code_head():
-                return
-            cfg = _config(conn, url)
-            if current is None and sa.inspect(conn).has_table("coursehub_lti_identities"):
-                for table in _baseline_tables():  # made by create_all: add what an older version lacked
-                    table.create(conn, checkfirst=True)
-                command.stamp(cfg, BASELINE)
-            command.upgrade(cfg, "head")
-    finally:
-        engine.dispose()
+    with schema_change(url, _PG_LOCK) as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        current = context.get_current_revision()
+        if current == code_head():
+            return
+        cfg = _config(conn, url)
+        if current is None and sa.inspect(conn).has_table("coursehub_lti_identities"):
+            for table in _baseline_tables():  # made by create_all: add what an older version lacked
+                table.create(conn, checkfirst=True)
+            command.stamp(cfg, BASELINE)
+        command.upgrade(cfg, "head")

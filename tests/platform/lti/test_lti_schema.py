@@ -1,10 +1,9 @@
 """The LTI database under alembic: a new database gets the newest revision, an install made by
 `create_all` before migrations is adopted (the tables it lacks added, nothing lost), the migrations
-match the tables the code writes, and processes opening the store at once migrate it once."""
+match the tables the code writes. Processes opening a new store at once: tests/test_schemas_created_at_once.py."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 
 import pytest
@@ -70,21 +69,6 @@ def test_an_install_from_before_migrations_is_adopted_and_keeps_its_rows(lti_url
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(identities.c.username)).scalars().all() == ["alice"]
     assert RegistrationStore(store.engine).all() == []  # the table the old install lacked is there
-
-
-def _open(url: str) -> str:
-    return schema.current_revision(LtiStore(url).engine) or ""
-
-
-def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'lti.sqlite'}"
-    with mp.get_context("spawn").Pool(4) as pool:
-        revisions = pool.map(_open, [url] * 8)
-    assert revisions == [schema.code_head()] * 8
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        assert conn.execute(sa.text(f"SELECT count(*) FROM {schema.VERSION_TABLE}")).scalar() == 1
-    engine.dispose()
 
 
 def test_an_in_memory_database_is_refused_with_a_reason():

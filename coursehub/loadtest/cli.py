@@ -121,6 +121,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="notebook size (default 200KB)")
     dl.add_argument("--assignment", help="submit to this released assignment (default: a fresh one the test "
                                          "releases and unreleases)")
+    dl.add_argument("--through-proxy", action="store_true",
+                    help="submit through the hub's proxy (the public URL); by default the local platform's "
+                         "submissions go straight to the grading service, as the user servers' do (with "
+                         "--target they always go through the proxy: the service is inside the cluster)")
 
 
 def is_loopback_url(url: str) -> bool:
@@ -217,7 +221,7 @@ def _scenario(args: argparse.Namespace):  # noqa: ANN202 - (Scenario, default as
     from .platform import TestPlatform, key_and_kid, local_platform
     from .scenario import Scenario
 
-    course = None
+    course = service = None
     if args.platform_key:
         pem, kid = key_and_kid(args.platform_key, args.key_id)
         platform = TestPlatform(issuer=args.issuer, client_id=args.client_id, deployment_id=args.deployment_id,
@@ -226,8 +230,10 @@ def _scenario(args: argparse.Namespace):  # noqa: ANN202 - (Scenario, default as
         default_assignment = None
     else:
         state_dir = args.state_dir or (None if args.settings else Path(".coursehub"))
-        url, platform, course = local_platform(args.settings, state_dir, args.course)
-        url = args.target or url
+        local = local_platform(args.settings, state_dir, args.course)
+        url, platform, course = args.target or local.url, local.platform, local.course
+        if not args.target and args.scenario == "deadline" and not args.through_proxy:
+            service = local.service_url
         default_assignment = course.assignments[0].id if course.assignments else None
     if args.scenario == "lecture-start" and not (args.assignment or default_assignment):
         raise ValueError("name the assignment to open with --assignment")
@@ -236,4 +242,4 @@ def _scenario(args: argparse.Namespace):  # noqa: ANN202 - (Scenario, default as
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     return Scenario(hub_url=url.rstrip("/"), platform=platform, concurrency=args.concurrency or min(people, 256),
                     grace=grace, progress=progress, local_course=course, admin_token=args.admin_token,
-                    keep_users=args.keep_users), default_assignment
+                    keep_users=args.keep_users, service_url=service), default_assignment

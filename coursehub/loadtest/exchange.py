@@ -16,8 +16,12 @@ SCOPE = "access:services!service=grading"
 
 
 class Exchange:
-    def __init__(self, hub_url: str, course_id: str, assignment_id: str, service: str = "grading"):
-        self.base = f"{hub_url.rstrip('/')}/services/{service}/api"
+    def __init__(self, hub_url: str, course_id: str, assignment_id: str, service: str = "grading",
+                 service_url: str | None = None):
+        """Through the hub's proxy (`hub_url`), or straight to the service at `service_url` (its
+        own address, ending in /services/<name>/), as the user servers' exchange plugin goes."""
+        root = service_url.rstrip("/") if service_url else f"{hub_url.rstrip('/')}/services/{service}"
+        self.base = f"{root}/api"
         self.course_id = course_id
         self.assignment_id = assignment_id
 

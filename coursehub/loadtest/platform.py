@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 
@@ -64,10 +64,16 @@ def key_and_kid(path: Path, kid: str | None = None) -> tuple[bytes, str]:
     return pem, kid or thumbprint(key)
 
 
-def local_platform(settings_path: Path | None, state_dir: Path | None, course_id: str | None
-                   ) -> tuple[str, TestPlatform, Any]:
-    """The local platform (`coursehub up`): its URL, the `local-lms` registration with its key, and
-    the course (`coursehub.platform.courses.Course`). Raises ValueError with what to do when it cannot be found."""
+class LocalPlatform(NamedTuple):
+    url: str  # the hub's public URL (through the proxy)
+    platform: TestPlatform
+    course: Any  # coursehub.platform.courses.Course
+    service_url: str  # the grading service's own URL, as the user servers reach it (not through the proxy)
+
+
+def local_platform(settings_path: Path | None, state_dir: Path | None, course_id: str | None) -> LocalPlatform:
+    """The local platform (`coursehub up`): its URL, the `local-lms` registration with its key, the
+    course and the grading service's direct URL. Raises ValueError with what to do when it cannot be found."""
     from coursehub.platform.courses import load_catalog
     from coursehub.platform.errors import ConfigError
     from coursehub.platform.lti.keys import load_or_create_key_pair, local_lms_key_path
@@ -99,4 +105,6 @@ def local_platform(settings_path: Path | None, state_dir: Path | None, course_id
     reg = registration(settings)
     platform = TestPlatform(issuer=reg.issuer, client_id=CLIENT_ID, deployment_id=contexts[0].deployment_id,
                             context_id=contexts[0].context_id, course_id=course.id, key_pem=pem, kid=kid)
-    return settings.public_url(), platform, course
+    from coursehub.grading.service.hub import service_url
+
+    return LocalPlatform(settings.public_url(), platform, course, service_url(settings))

@@ -27,6 +27,7 @@ class Scenario:
     grace: float
     progress: bool
     local_course: Any | None = None  # the Course, when the target is this machine's local platform
+    service_url: str | None = None  # the grading service's own URL: the exchange skips the proxy, as user servers do
     admin_token: str | None = None
     keep_users: bool = False
     token_ttl: int = 4 * 3600  # the run's tokens expire on their own, even if it is killed

@@ -29,7 +29,10 @@ def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignmen
     """Run the deadline rush; the report (see report.build and report.account)."""
     assignment = assignment or sc.run_id
     instructor, staff_token = sc.instructor()
-    ex = Exchange(sc.hub_url, sc.platform.course_id, assignment)
+    ex = Exchange(sc.hub_url, sc.platform.course_id, assignment, service_url=sc.service_url)
+    if sc.service_url:
+        sc.notes.append(f"submissions went straight to the grading service at {sc.service_url}, as the user "
+                        "servers' do (--through-proxy: through the hub's proxy)")
     limit = ex.limits(staff_token)["max_submission_bytes"]
     if size > limit:
         raise StepFailed(f"--size {size} is above the grading service's limit of {limit} bytes per submission")

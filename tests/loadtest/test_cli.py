@@ -113,3 +113,19 @@ def test_run_refuses_before_touching_anything(monkeypatch: pytest.MonkeyPatch, c
     args = parse("deadline", "--students", "5", "--target", "http://192.0.2.1:8000")
     assert cli.run(args) == 2
     assert "not this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "direct"), [
+    (("deadline", "--students", "5"), True),  # as the user servers submit: to the service's own address
+    (("deadline", "--students", "5", "--through-proxy"), False),
+    (("deadline", "--students", "5", "--target", "http://127.0.0.1:8123"), False),  # another hub: its proxy
+    (("lecture-start", "--users", "2"), False),  # opens pages through the hub, as a browser does
+])
+def test_where_the_exchange_requests_go(tmp_path, argv: tuple, direct: bool) -> None:
+    from support.local_state import write_local_state
+
+    from coursehub.platform.settings import Settings
+
+    sc, _ = cli._scenario(parse(*argv, "--state-dir", str(write_local_state(tmp_path))))
+    expected = f"http://127.0.0.1:{Settings().grading.port}/services/grading/" if direct else None
+    assert sc.service_url == expected

@@ -6,28 +6,19 @@ from pathlib import Path
 
 import jwt
 import pytest
-import yaml
+from support.local_state import write_local_state
 
 from coursehub.loadtest.platform import local_platform
-from coursehub.paths import SOURCE_ROOT
 from coursehub.platform.lti import claims as C
 from coursehub.platform.lti.keys import load_or_create_key_pair, local_lms_key_path
-
-
-def write_state(tmp_path: Path, port: int = 8123) -> Path:
-    state = tmp_path / "state"
-    state.mkdir()
-    settings = {"mode": "local", "state_dir": str(state), "hub": {"ip": "127.0.0.1", "port": port}}
-    if SOURCE_ROOT is not None:
-        settings["courses_dir"] = str(SOURCE_ROOT / "courses")
-    (state / "settings.effective.yaml").write_text(yaml.safe_dump(settings))
-    return state
+from coursehub.platform.settings import Settings
 
 
 def test_local_platform_from_the_state_folder(tmp_path: Path) -> None:
-    state = write_state(tmp_path)
-    url, platform, course = local_platform(None, state, None)
+    state = write_local_state(tmp_path)
+    url, platform, course, service_url = local_platform(None, state, None)
     assert url == "http://127.0.0.1:8123"
+    assert service_url == f"http://127.0.0.1:{Settings().grading.port}/services/grading/"  # as the user servers reach it
     assert (platform.issuer, platform.client_id, platform.course_id) == (f"{url}/hub/lms", "coursehub-local", course.id)
     assert platform.kid == load_or_create_key_pair(local_lms_key_path(state)).kid  # the hub's own key
 
@@ -39,12 +30,12 @@ def test_no_local_platform_says_what_to_do(tmp_path: Path) -> None:
 
 def test_unknown_course(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no course named nope"):
-        local_platform(None, write_state(tmp_path), "nope")
+        local_platform(None, write_local_state(tmp_path), "nope")
 
 
 def test_id_token_verifies_with_the_platform_key(tmp_path: Path) -> None:
-    state = write_state(tmp_path)
-    _url, platform, course = local_platform(None, state, None)
+    state = write_local_state(tmp_path)
+    _url, platform, course, _service = local_platform(None, state, None)
     token = platform.id_token(sub="loadtest-x-s0001", name="L", role="student", nonce="n1",
                               target_link_uri="http://127.0.0.1:8123/hub/coursehub/open", assignment="ps1")
     public = load_or_create_key_pair(local_lms_key_path(state)).private_key.public_key()

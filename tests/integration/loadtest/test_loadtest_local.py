@@ -32,13 +32,18 @@ def loadtest(hub, *argv: str, admin: bool = False) -> tuple[int, dict]:
     return proc.returncode, json.loads(proc.stdout)
 
 
-def test_deadline_reads_every_submission_back(hub):
-    rc, report = loadtest(hub, "deadline", "--students", "5", "--over", "2s", "--size", "20KB", admin=True)
+@pytest.mark.parametrize("path", ["direct", "through-proxy"])
+def test_deadline_reads_every_submission_back(hub, path):
+    """Straight to the grading service as the user servers submit (the default), or through the proxy."""
+    extra = ["--through-proxy"] if path == "through-proxy" else []
+    rc, report = loadtest(hub, "deadline", "--students", "5", "--over", "2s", "--size", "20KB", *extra, admin=True)
     assert rc == 0, report
     assert (report["requested"], report["ok"], report["failed"]) == (5, 5, 0)
     assert (report["stored"], report["acknowledged"], report["lost"], report["duplicated"]) == (5, 5, 0, 0)
     assert report["seconds"]["p50"] is not None
     assert any("removed 6 of 6 test user(s)" in n for n in report["notes"])  # 5 students + the instructor
+    direct = [n for n in report["notes"] if "straight to the grading service at http://127.0.0.1:" in n]
+    assert len(direct) == (1 if path == "direct" else 0), report["notes"]
 
 
 def test_lecture_start_reaches_a_kernel_and_stops_the_servers(hub):

@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/deadline_rush.py --n 200 --seconds 10 --repeats 1 --postgres
 
 A fresh local platform (real JupyterHub, the grading service on SQLite or PostgreSQL). Every
-repeat's students are new hub users, signed in through the local LMS, each with a new hub token:
-their first submission makes the grading service ask the hub for the token and the course groups
+repeat's students are new hub users, signed in through the local LMS, each with a new hub token;
+their submissions go straight to the grading service, as user servers send them (--through-proxy:
+through the hub's proxy). Their first submission makes the grading service ask the hub for the token and the course groups
 (the caches are cold, as on a real deadline), and the hub commits each new token. Arrivals are
 spread evenly over the window (open loop), retried with the same upload id; afterwards everything
 is read back from the service: lost and duplicated must be 0. Printed: p50/p95/p99 with min and
@@ -42,6 +43,8 @@ def main() -> int:
     p.add_argument("--postgres", action="store_true", help="grading database on PostgreSQL (default SQLite)")
     p.add_argument("--baseline-n", type=int, default=300, help="nbgrader submits for the baseline (default 300)")
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--through-proxy", action="store_true",
+                   help="submit through the hub's proxy (default: straight to the grading service, as user servers do)")
     args = p.parse_args()
     random.seed(4)
     print(f"start: {load()}", flush=True)
@@ -60,7 +63,8 @@ def main() -> int:
             with local_platform(tmp / "platform", extra) as hub:
                 for r in range(args.repeats):
                     rep = loadtest(hub, "deadline", "--students", str(args.n), "--over", f"{args.seconds}s",
-                                   "--size", args.size, "--keep-users", admin=True)
+                                   "--size", args.size, "--keep-users",
+                                   *(["--through-proxy"] if args.through_proxy else []), admin=True)
                     reports.append(rep)
                     s = rep["seconds"]
                     print(f"run {r + 1}/{args.repeats}: ok {rep['ok']}/{args.n}  lost {rep['lost']}  "
@@ -69,8 +73,9 @@ def main() -> int:
                           flush=True)
         db = "PostgreSQL" if args.postgres else "SQLite"
         rate = args.n / args.seconds if args.seconds else float("inf")
-        print(f"\n== deadline rush, real hub, cold caches, {db}: {args.n} x {args.size} over {args.seconds:g} s "
-              f"(~{rate:.0f}/s offered), {args.repeats} repeat(s) ==")
+        path = "through the hub's proxy" if args.through_proxy else "straight to the grading service"
+        print(f"\n== deadline rush, real hub, cold caches, {db}, {path}: {args.n} x {args.size} over "
+              f"{args.seconds:g} s (~{rate:.0f}/s offered), {args.repeats} repeat(s) ==")
         for q in ("p50", "p95", "p99"):
             print(f"latency {q}: {min_median([x['seconds'][q] for x in reports])}")
         lost, dup = sum(x["lost"] for x in reports), sum(x["duplicated"] for x in reports)

@@ -65,26 +65,63 @@ def create_gradebook(db_url: str, course_id: str = "") -> None:
 STUDENT_FIELDS = ("first_name", "last_name", "email", "lms_user_id")
 
 
+#: Student ids per `IN (...)` query (well under every database's limit on bound parameters).
+_ID_BATCH = 500
+
+
 def upsert_students(db_url: str, students: list[dict]) -> int:
     """Create or update nbgrader `Student` rows ({"id", "first_name", "last_name", "email",
     "lms_user_id"}) so the formgrader and exports show names and the LMS import can match people.
-    A missing (None) value keeps what the row has; returns how many rows were created or changed."""
-    from nbgrader.api import Gradebook, MissingEntry
+    A missing (None) value keeps what the row has; returns how many rows were created or changed.
+
+    One read per 500 ids and one commit for all (nbgrader's `add_student` commits per student: a
+    roster of 3,000, or a lecture's first launches, were 3,000 commits of the gradebook). If another
+    writer (the formgrader) adds one of them meanwhile, the batch is redone one student at a time."""
+    from nbgrader.api import Gradebook, Student
+    from sqlalchemy.exc import IntegrityError
 
     create_gradebook(db_url)  # no-op on an existing gradebook
-    changed = 0
+    wanted = {st["id"]: {k: st[k] for k in STUDENT_FIELDS if st.get(k) is not None} for st in students}
+    if not wanted:
+        return 0
     with Gradebook(db_url) as gb:
-        for st in students:
-            values = {k: st[k] for k in STUDENT_FIELDS if st.get(k) is not None}
-            try:
-                row = gb.find_student(st["id"])
-            except MissingEntry:
-                gb.add_student(st["id"], **values)
-                changed += 1
+        ids = list(wanted)
+        rows = {r.id: r for i in range(0, len(ids), _ID_BATCH)
+                for r in gb.db.query(Student).filter(Student.id.in_(ids[i:i + _ID_BATCH]))}
+        changed = 0
+        for sid, values in wanted.items():
+            row = rows.get(sid)
+            if row is None:
+                gb.db.add(Student(id=sid, **values))
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                for k, v in values.items():
+                    setattr(row, k, v)
+            else:
                 continue
-            if any(getattr(row, k) != v for k, v in values.items()):
-                gb.update_or_create_student(st["id"], **values)
-                changed += 1
+            changed += 1
+        try:
+            gb.db.commit()
+        except IntegrityError:
+            gb.db.rollback()
+            return _upsert_one_at_a_time(gb, wanted)
+    return changed
+
+
+def _upsert_one_at_a_time(gb: Any, wanted: dict[str, dict]) -> int:
+    """nbgrader's own per-student path (a commit each), for a batch that met a concurrent writer."""
+    from nbgrader.api import MissingEntry
+
+    changed = 0
+    for sid, values in wanted.items():
+        try:
+            row = gb.find_student(sid)
+        except MissingEntry:
+            gb.update_or_create_student(sid, **values)
+            changed += 1
+            continue
+        if any(getattr(row, k) != v for k, v in values.items()):
+            gb.update_or_create_student(sid, **values)
+            changed += 1
     return changed
 
 

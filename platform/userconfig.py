@@ -27,6 +27,8 @@ STAFF_ONLY_SERVER_EXTENSIONS = (
 #: coursehub's Assignments panel server side (exchange calls off the event loop, readable errors,
 #: late warning) replaces nbgrader's, on the same routes (grading/exchange/panel.py).
 PANEL_EXTENSION = "coursehub.grading.exchange.panel"
+#: One kernel per notebook while its session is being created (the hub pre-starts the assignment's).
+ONE_SESSION_EXTENSION = "coursehub.platform.one_session"
 REPLACED_SERVER_EXTENSIONS = ("nbgrader.server_extensions.assignment_list",)
 #: The formgrader runs in an iframe of the staff's own Lab: their server may be framed by itself
 #: (Jupyter Server's default; JupyterHub's single-user default is 'none', which left it blank).
@@ -57,6 +59,7 @@ def server_app_config(*, staff: bool) -> dict:
     extensions = {e: staff for e in STAFF_ONLY_SERVER_EXTENSIONS}
     extensions.update({e: False for e in REPLACED_SERVER_EXTENSIONS})
     extensions[PANEL_EXTENSION] = True
+    extensions[ONE_SESSION_EXTENSION] = True
     config: dict = {"jpserver_extensions": extensions}
     if staff:
         config["tornado_settings"] = {"headers": {"Content-Security-Policy": STAFF_CSP}}

@@ -57,6 +57,7 @@ class HubSession:
         self.role = role
         self.http = requests.Session()
         self.name: str | None = None
+        self.opened: str | None = None  # what JupyterLab opened (a notebook's path), from its URL
 
     def launch(self, assignment: str | None, deadline: float) -> str:
         """An LTI 1.3 launch: login initiation, the LMS's signed answer, the hub's redirect."""
@@ -96,6 +97,8 @@ class HubSession:
                 if not match:
                     raise StepFailed("JupyterLab outside /user/")
                 self.name = requests.utils.unquote(match[1])
+                tree = urlparse(url).path.partition("/lab/tree/")[2]
+                self.opened = requests.utils.unquote(tree) or None
                 return url[:url.index(match[0]) + len(match[0])]
             raise StepFailed(f"HTTP {r.status_code} at {where(url)}{_marker(r)}")
 

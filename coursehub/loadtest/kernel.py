@@ -14,15 +14,21 @@ import requests
 from .hubclient import StepFailed, cookie
 
 
-def run_one_plus_one(http: requests.Session, server_url: str, deadline: float) -> None:
-    """Start a kernel in the server at `server_url` (…/user/<name>/), run `1+1`, expect `2`, and
-    shut the kernel down again (the shutdown is not waited for)."""
+def run_one_plus_one(http: requests.Session, server_url: str, deadline: float, notebook: str | None = None) -> None:
+    """Get a kernel in the server at `server_url` (…/user/<name>/) as JupyterLab does, run `1+1`,
+    expect `2`, and shut it down again (not waited for). With `notebook` (the path Lab opened), the
+    notebook's session: the one the hub pre-started if it is there or still starting, else a new
+    one; without, a new kernel."""
     path = "/" + server_url.split("/", 3)[3]
     headers = {"X-XSRFToken": cookie(http, "_xsrf", path) or ""}
-    r = http.post(f"{server_url}api/kernels", json={}, headers=headers, timeout=_left(deadline))
+    if notebook:
+        r = http.post(f"{server_url}api/sessions", headers=headers, timeout=_left(deadline),
+                      json={"path": notebook, "name": notebook.rsplit("/", 1)[-1], "type": "notebook"})
+    else:
+        r = http.post(f"{server_url}api/kernels", json={}, headers=headers, timeout=_left(deadline))
     if r.status_code != 201:
         raise StepFailed(f"kernel start: HTTP {r.status_code}")
-    kernel_id = r.json()["id"]
+    kernel_id = r.json()["kernel"]["id"] if notebook else r.json()["id"]
     cookies = "; ".join(f"{c.name}={c.value}" for c in http.cookies if path.startswith(c.path.rstrip("/") + "/")
                         or c.path == "/")
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"

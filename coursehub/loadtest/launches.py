@@ -37,7 +37,7 @@ def lecture_start(sc: Scenario, users: int, over: float, assignment: str, keep_s
             stages["launch"], t = _lap(t)
             server = s.open(location, deadline)
             stages["open"], t = _lap(t)
-            run_one_plus_one(s.http, server, deadline)
+            run_one_plus_one(s.http, server, deadline, notebook=s.opened)
             stages["kernel"], t = _lap(t)
         except StepFailed as e:
             return Outcome(ok=False, reason=e.reason, stages=stages)

@@ -7,6 +7,7 @@ user's server, never to a host taken from the request: a Host header cannot send
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,15 @@ from tornado.httputil import url_concat
 
 from ..courses import COURSE_ID_PATTERN
 from ..groups import courses_of, is_staff
-from .opening import FetchRequest, ensure_assignment, first_notebook, lab_url, textbook_launch_url
+from .opening import (
+    FetchRequest,
+    ensure_assignment,
+    first_notebook,
+    lab_url,
+    notebook_kernel,
+    prestart_kernel,
+    textbook_launch_url,
+)
 from .pages import PageMixin
 from .targets import Target, open_path, staff_page_path, textbook_pages
 from .web import SecurityHeaders
@@ -122,10 +131,28 @@ class OpenHandler(SecurityHeaders, PageMixin, BaseHandler):
                 return await self.render_page("lti_not_released.html", 200, course_title=course.title,
                                               assignment=assignment_title, lab_url=url_path_join(user.url, "lab"))
             notebook = first_notebook(home, folder, course, target.item)
+            if notebook and token:  # its kernel starts while the browser loads JupyterLab
+                self._prestart(req.server_url, token, f"{folder}/{notebook}", course, target.item, notebook)
             return self.redirect(lab_url(user.url, f"{folder}/{notebook}" if notebook else folder))
         if target.kind == "textbook":
             return self.redirect(textbook_launch_url(course, target.item, user_base_url=user.url, home_dir=home))
         return self.redirect(url_path_join(user.url, "lab"))
+
+
+    def _prestart(self, server_url: str, token: str, path: str, course: Any, assignment: str, notebook: str) -> None:
+        async def run() -> None:
+            try:
+                kernel = await asyncio.to_thread(notebook_kernel, course, assignment, notebook)
+                await prestart_kernel(server_url, token, path, kernel)
+            except Exception:  # noqa: BLE001 - best effort: JupyterLab starts the kernel itself
+                self.log.exception("kernel pre-start for %s failed", path)
+
+        _background.add(task := asyncio.ensure_future(run()))
+        task.add_done_callback(_background.discard)
+
+
+#: Pre-start tasks in flight (a reference each, so none is collected before it ends).
+_background: set = set()
 
 
 def _home_dir(spawner: Any) -> Path | None:

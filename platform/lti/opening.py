@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -170,6 +171,37 @@ def first_notebook(home_dir: Path | None, folder: str, course: Course, assignmen
     if not names and course.folder is not None and course.assignment(assignment) is not None:
         names = sorted(p.name for p in (course.folder / course.assignment(assignment).source_dir).glob("*.ipynb"))
     return names[0] if names else None
+
+
+def notebook_kernel(course: Course, assignment: str, notebook: str) -> str | None:
+    """The kernel the course's own copy of an assignment notebook names (metadata.kernelspec), or
+    None (the server's default) when it names none or the course has no such notebook."""
+    a = course.assignment(assignment)
+    if course.folder is None or a is None:
+        return None
+    try:
+        with open(course.folder / a.source_dir / notebook, encoding="utf-8") as f:
+            name = json.load(f).get("metadata", {}).get("kernelspec", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+async def prestart_kernel(server_url: str, token: str, path: str, kernel_name: str | None) -> None:
+    """Create the session JupyterLab will ask for when it opens `path` (a notebook), so its kernel
+    starts while the browser loads Lab instead of after. Best effort: a failure is logged and Lab
+    starts the kernel as it always does. The user server's `coursehub.platform.one_session`
+    extension makes Lab's own request for the same notebook join this one (one kernel)."""
+    from ..httpclient import request
+
+    body: dict = {"path": path, "name": path.rsplit("/", 1)[-1], "type": "notebook"}
+    if kernel_name:
+        body["kernel"] = {"name": kernel_name}
+    r = await request("POST", f"{server_url.rstrip('/')}/api/sessions", body=json.dumps(body), request_timeout=120,
+                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+                      max_bytes=1024 * 1024)
+    if not r.ok:
+        log.info("kernel pre-start for %s: HTTP %s %s (JupyterLab will start it)", path, r.status, r.error)
 
 
 def lab_url(user_base_url: str, path: str) -> str:

@@ -4,11 +4,14 @@ the grading service's nbgrader tooling is not installed in the JupyterHub 5.5 te
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from fakelms import LaunchSpec
 from fakelms.client import PageInstead, follow_to_server, launch, release_assignment, staff_landing
 from fakelms.server import ROLE
+from support.net import wait_until
 
 from .conftest import username_for
 from .test_launches import new_sub
@@ -36,6 +39,16 @@ def test_released_assignment_opens_through_the_exchange(lti_env):
     lab = follow_to_server(stud, hub.url, r.headers["Location"])
     assert lab == f"{hub.url}/user/{student}/lab/tree/demo-101/ps1/part1.ipynb"
     admin = {"Authorization": f"token {hub.token}"}
+    # The hub starts the notebook's kernel while Lab loads. Lab's own request for the notebook's
+    # session (sent here at once, while that kernel is still starting) joins it: one kernel.
+    notebook = "demo-101/ps1/part1.ipynb"
+    mine = requests.post(f"{hub.url}/user/{student}/api/sessions", headers=admin, timeout=120,
+                         json={"path": notebook, "name": "part1.ipynb", "type": "notebook"})
+    assert mine.status_code == 201, mine.text
+    sessions = _settled_sessions(hub, student, admin)
+    assert [(x["path"], x["kernel"]["id"]) for x in sessions] == [(notebook, mine.json()["kernel"]["id"])]
+    kernels = requests.get(f"{hub.url}/user/{student}/api/kernels", headers=admin, timeout=30).json()
+    assert [k["id"] for k in kernels] == [mine.json()["kernel"]["id"]]
     contents = requests.get(f"{hub.url}/user/{student}/api/contents/demo-101/ps1/part1.ipynb", timeout=30,
                             headers=admin)
     assert contents.status_code == 200
@@ -45,11 +58,35 @@ def test_released_assignment_opens_through_the_exchange(lti_env):
                           headers=admin, timeout=60).json()["value"]
     assert [(a["assignment_id"], a["status"]) for a in listed] == [("ps1", "fetched")]
 
-    # Opening the link again leaves the student's copy alone (their work is never overwritten).
+    # Opening the link again leaves the student's copy alone (their work is never overwritten), and
+    # the notebook's kernel is started again by the hub alone (the session was closed meanwhile).
     path = hub.state_dir / "homes" / student / "demo-101" / "ps1" / "part1.ipynb"
     path.write_text(path.read_text().replace("YOUR CODE HERE", "MY WORK"))
+    assert requests.delete(f"{hub.url}/user/{student}/api/sessions/{mine.json()['id']}", headers=admin,
+                           timeout=60).status_code == 204
     r = launch(stud, hub.url, lms, LaunchSpec(sub=student_sub, custom={"assignment": "ps1"}))
     assert follow_to_server(stud, hub.url, r.headers["Location"]) == lab
     assert "MY WORK" in path.read_text()
+    wait_until(lambda: [x["path"] for x in _sessions(hub, student, admin)] == [notebook], timeout=120,
+               what="the hub's pre-started session of the notebook")
     hub.stop_server(student)
     hub.stop_server(teacher)
+
+
+def _sessions(hub, user: str, headers: dict) -> list[dict]:
+    return requests.get(f"{hub.url}/user/{user}/api/sessions", headers=headers, timeout=30).json()
+
+
+def _settled_sessions(hub, user: str, headers: dict, quiet: float = 3.0) -> list[dict]:
+    """The server's sessions once they stopped changing for `quiet` seconds (a pre-start in flight
+    has ended)."""
+    last, since = None, time.monotonic()
+    deadline = since + 120
+    while time.monotonic() < deadline:
+        now = sorted((x["id"], x["kernel"]["id"]) for x in _sessions(hub, user, headers))
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return _sessions(hub, user, headers)
+        time.sleep(0.2)
+    raise AssertionError(f"the sessions of {user} kept changing")

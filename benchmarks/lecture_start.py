@@ -29,11 +29,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--students", type=int, default=20, help="students launching at once (default 20)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each size (default 3)")
+    p.add_argument("--prestart-kernel", action=argparse.BooleanOptionalAction, default=True,
+                   help="the hub starts the notebook's kernel while Lab loads (spawner.prestart_kernel; default on)")
     args = p.parse_args()
     sizes = [1, args.students] if args.students != 1 else [1]
     print(f"start: {load()}", flush=True)
     reports: dict[int, list[dict]] = {n: [] for n in sizes}
-    with tempfile.TemporaryDirectory(prefix="lecture-bench-") as tmp, local_platform(Path(tmp)) as hub:
+    with tempfile.TemporaryDirectory(prefix="lecture-bench-") as tmp, local_platform(
+            Path(tmp), {"spawner": {"prestart_kernel": args.prestart_kernel}}) as hub:
         for r in range(args.repeats):
             for n in sizes:
                 rep = loadtest(hub, "lecture-start", "--users", str(n), "--grace", "15m")
@@ -41,7 +44,9 @@ def main() -> int:
                 print(f"run {r + 1}/{args.repeats}, {n:>3} student(s): p50 {_s(rep['seconds']['p50'])}  "
                       f"p95 {_s(rep['seconds']['p95'])}  ok {rep['ok']}/{n}  failures {rep['failures'] or 0}  "
                       f"load average {' '.join(map(str, rep['load_average']))}", flush=True)
-    print(f"\n== launch -> usable notebook (kernel answered), local platform, {args.repeats} repeat(s) ==")
+    prestart = "on" if args.prestart_kernel else "off"
+    print(f"\n== launch -> usable notebook (kernel answered), local platform, kernel pre-start {prestart}, "
+          f"{args.repeats} repeat(s) ==")
     for n, reps in reports.items():
         p50 = [x["seconds"]["p50"] for x in reps]
         p95 = [x["seconds"]["p95"] for x in reps]

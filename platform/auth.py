@@ -84,6 +84,7 @@ class CoursehubAuthenticator(LTI13Authenticator):
     sso = Dict(config=True, help="Campus SSO settings (auth.sso), empty when off.")
     link_claim = Unicode("", config=True, help="Claim linking LTI and SSO identities of one person ('' = off).")
     exchange_enabled = Bool(True, config=True, help="Assignments come through the grading service's exchange.")
+    prestart_kernel = Bool(True, config=True, help="Start an opened assignment notebook's kernel while Lab loads.")
     registration_hosts = List(Unicode(), config=True,
                               help="Hosts LMSes may register from dynamically ([] = any public host).")
     allow_loopback_registration = Bool(False, config=True,
@@ -234,6 +235,7 @@ def configure(c: Any, settings: Settings, catalog: Catalog) -> None:
     a.registration_hosts = list(lti.registration_hosts)
     a.allow_loopback_registration = settings.local
     a.exchange_enabled = settings.grading.enabled
+    a.prestart_kernel = settings.spawner.prestart_kernel
     a.hub_ip = settings.hub.ip
     a.public_url = (settings.hub.public_url or "").rstrip("/")
     a.tool_name = "coursehub"

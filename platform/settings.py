@@ -49,6 +49,9 @@ class SpawnerSettings(Section):
     idle_timeout: int = Field(3600, ge=0)
     #: Local backend: where per-user home folders go (default: <state_dir>/homes).
     homes_dir: Path | None = None
+    #: Start an assignment notebook's kernel while JupyterLab loads (after an LTI launch opens it),
+    #: instead of when Lab asks for it: the student waits less; it is the kernel Lab would start.
+    prestart_kernel: bool = True
 
 
 class LtiPlatform(Section):

@@ -33,7 +33,8 @@ def run_one_plus_one(http: requests.Session, server_url: str, deadline: float, n
                         or c.path == "/")
     ws_url = server_url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
     try:
-        asyncio.run(asyncio.wait_for(_execute(ws_url, cookies), _left(deadline, 300)))
+        budget = _left(deadline, 300)
+        asyncio.run(asyncio.wait_for(_execute(ws_url, cookies, budget), budget))
     except TimeoutError:
         raise StepFailed("kernel did not answer in time") from None
     except StepFailed:
@@ -47,11 +48,14 @@ def run_one_plus_one(http: requests.Session, server_url: str, deadline: float, n
             pass
 
 
-async def _execute(ws_url: str, cookies: str) -> None:
+async def _execute(ws_url: str, cookies: str, budget: float) -> None:
+    """`budget`: the seconds left for the whole step, also the handshake's (tornado's own default
+    of 20 s failed students whose busy server took longer to answer; a browser keeps waiting)."""
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
-    conn = await websocket_connect(HTTPRequest(ws_url, headers={"Cookie": cookies}))
+    conn = await websocket_connect(HTTPRequest(ws_url, headers={"Cookie": cookies}, connect_timeout=budget,
+                                               request_timeout=budget))
     msg_id = uuid.uuid4().hex
     conn.write_message(json.dumps(_execute_request(msg_id, "1+1")))
     result = None

@@ -131,7 +131,7 @@ class OpenHandler(SecurityHeaders, PageMixin, BaseHandler):
                 return await self.render_page("lti_not_released.html", 200, course_title=course.title,
                                               assignment=assignment_title, lab_url=url_path_join(user.url, "lab"))
             notebook = first_notebook(home, folder, course, target.item)
-            if notebook and token:  # its kernel starts while the browser loads JupyterLab
+            if notebook and token and auth.prestart_kernel:  # its kernel starts while the browser loads Lab
                 self._prestart(req.server_url, token, f"{folder}/{notebook}", course, target.item, notebook)
             return self.redirect(lab_url(user.url, f"{folder}/{notebook}" if notebook else folder))
         if target.kind == "textbook":

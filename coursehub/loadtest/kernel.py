@@ -1,5 +1,6 @@
-"""A usable notebook means a kernel that answers: start one through the user server's REST API and
-run `1+1` over its websocket, with the browser's cookies (no jupyter_client, as JupyterLab does)."""
+"""A usable notebook means a kernel that answers: get the opened notebook's session (its kernel) from
+the user server's REST API, as JupyterLab does, and run `1+1` over the kernel's websocket, with the
+browser's cookies (no jupyter_client)."""
 
 from __future__ import annotations
 

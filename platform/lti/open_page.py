@@ -138,7 +138,6 @@ class OpenHandler(SecurityHeaders, PageMixin, BaseHandler):
             return self.redirect(textbook_launch_url(course, target.item, user_base_url=user.url, home_dir=home))
         return self.redirect(url_path_join(user.url, "lab"))
 
-
     def _prestart(self, server_url: str, token: str, path: str, course: Any, assignment: str, notebook: str) -> None:
         async def run() -> None:
             try:

@@ -9,11 +9,14 @@ what they made (`gc.freeze`), so later collections, and children forked afterwar
 autograder's workers), skip those objects instead of walking and copying their pages.
 
 The sandbox's kernel zygote does the same inline (it may only use the standard library).
+
+`import_before_threads` is for processes whose threads import nbformat on first use.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,3 +34,16 @@ def collector_paused() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+#: nbformat's package and its validator import each other. Two threads importing them for the
+#: first time at once can deadlock: Python raises `_DeadlockError` in one and leaves a half-made
+#: module to the other (the grading service answered a submission with 500 after a restart).
+CYCLIC_IMPORTS = ("nbformat", "nbformat.validator")
+
+
+def import_before_threads(*also: str) -> None:
+    """Import `CYCLIC_IMPORTS` (and `also`) now: call it in the main thread before starting the
+    threads that would otherwise import them on first use."""
+    for name in (*CYCLIC_IMPORTS, *also):
+        importlib.import_module(name)

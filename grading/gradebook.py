@@ -93,7 +93,7 @@ def upsert_students(db_url: str, students: list[dict]) -> int:
             row = rows.get(sid)
             if row is None:
                 gb.db.add(Student(id=sid, **values))
-            elif any(getattr(row, k) != v for k, v in values.items()):
+            elif _differs(row, values):
                 for k, v in values.items():
                     setattr(row, k, v)
             else:
@@ -116,13 +116,15 @@ def _upsert_one_at_a_time(gb: Any, wanted: dict[str, dict]) -> int:
         try:
             row = gb.find_student(sid)
         except MissingEntry:
-            gb.update_or_create_student(sid, **values)
-            changed += 1
-            continue
-        if any(getattr(row, k) != v for k, v in values.items()):
-            gb.update_or_create_student(sid, **values)
+            row = None
+        if row is None or _differs(row, values):
+            gb.update_or_create_student(sid, **values)  # nbgrader's find-or-add, then set, then commit
             changed += 1
     return changed
+
+
+def _differs(row: Any, values: dict) -> bool:
+    return any(getattr(row, k) != v for k, v in values.items())
 
 
 def course_gradebook_url(settings: Any, course_id: str) -> str:

@@ -21,6 +21,8 @@ from ltiauthenticator.lti13.auth import LTI13Authenticator
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Dict, Int, List, Unicode
 
+from coursehub.startup import import_before_threads
+
 from .courses import Catalog, Course
 from .groups import course_group, course_group_prefix, existing_groups
 from .lti import handlers as lti_handlers
@@ -143,6 +145,7 @@ class CoursehubAuthenticator(LTI13Authenticator):
 
     def get_handlers(self, app: Any) -> list:
         _ = self.tool_key  # generated on first start, not on the first LMS request
+        import_before_threads()  # nbformat: the preload thread and launch threads import it
         threading.Thread(target=preload, name="coursehub-preload", daemon=True).start()
         handlers = [
             ("/login", LoginPageHandler),

@@ -17,18 +17,20 @@ config = context.config
 target_metadata = [ExchangeBase.metadata, JobsBase.metadata, LmsBase.metadata]
 
 
+def _migrate(connection) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
     given = config.attributes.get("connection")
     if given is not None:  # the caller's transaction (db.check_schema's, under the schema lock): it commits
-        context.configure(connection=given, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        _migrate(given)
         return
     engine = config.attributes.get("engine") or make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        _migrate(connection)
         connection.commit()
 
 

@@ -9,25 +9,12 @@ scale it runs in its own pod with the same command. It refuses to start on an ol
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import sys
 from urllib.parse import urlparse
 
 log = logging.getLogger("coursehub.grading.service")
-
-#: Modules that the request threads and the background passes import on first use. They are imported
-#: here, in the main thread, before any thread starts. nbformat's package and its validator import each
-#: other, and two threads that import them at once deadlock: Python raises `_DeadlockError` in one,
-#: leaves a half-made module for the other, and a submission got a 500 (a restart under a burst).
-WARM_IMPORTS = ("nbformat", "nbformat.validator", "nbgrader.coursedir", "nbgrader.api")
-
-
-def warm_imports() -> None:
-    for name in WARM_IMPORTS:
-        importlib.import_module(name)
-
 
 def main(argv: list[str] | None = None) -> int:
     from coursehub.platform import service_runner
@@ -39,13 +26,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, Settings, service_runner.Stop
+    from coursehub.startup import import_before_threads
+
     from ..db import SchemaOutdated, check_schema, make_engine, redact
     from ..storage import BlobStore
     from .app import make_app, make_core
     from .coursedirs import ensure_course_dirs, sync_all_deadlines
     from .plugins import PluginContext, load_plugins
 
-    warm_imports()
+    # The request threads and the background passes (deadlines, LMS) import these on first use.
+    import_before_threads("nbgrader.coursedir", "nbgrader.api")
     url = settings.grading_db_url()
     engine = make_engine(url)
     hint = f" --settings {settings.source}" if settings.source else ""

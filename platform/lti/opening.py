@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,24 +125,10 @@ def _copy_once(src: Path, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-#: One thread at a time imports nbformat and nbgrader's preprocessors: nbformat's package and its
-#: validator import each other, and two threads importing them at once can deadlock (Python raises
-#: `_DeadlockError` in one and leaves a half-made module to the other; seen in the grading service).
-_IMPORT_LOCK = threading.Lock()
-
-
-def _nbgrader_steps():  # noqa: ANN202 - (nbformat, nbgrader.preprocessors)
-    with _IMPORT_LOCK:
-        import nbformat
-        from nbgrader import preprocessors
-    return nbformat, preprocessors
-
-
 def write_student_version(course: Course, assignment: str, dest: Path) -> None:
     """The released (student) version of an assignment's notebooks, written once into `dest`."""
-    nbformat, pre = _nbgrader_steps()
-    ClearHiddenTests, ClearMarkScheme = pre.ClearHiddenTests, pre.ClearMarkScheme  # noqa: N806
-    ClearOutput, ClearSolutions = pre.ClearOutput, pre.ClearSolutions  # noqa: N806
+    import nbformat
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
 
     a = course.assignment(assignment)
     if a is None or course.folder is None or dest.exists():
@@ -174,9 +159,8 @@ def write_student_version(course: Course, assignment: str, dest: Path) -> None:
 
 
 def preload() -> None:
-    """Import nbgrader's preprocessors ahead of the first launch (a thread at hub start), under the
-    same lock as a launch's own import."""
-    _nbgrader_steps()
+    """Import nbgrader's preprocessors ahead of the first launch (a thread at hub start)."""
+    import nbgrader.preprocessors  # noqa: F401
 
 
 def first_notebook(home_dir: Path | None, folder: str, course: Course, assignment: str) -> str | None:

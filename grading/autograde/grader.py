@@ -85,8 +85,9 @@ def worst(statuses: list[str]) -> str:
 
 class Grader:
     """One worker's grader. It owns two sandbox slots and alternates between them: while one slot
-    grades a submission, the other is being torn down, proven clean and started again, with its
-    kernels (one per notebook) starting, so a submission rarely waits for a kernel to boot."""
+    grades a submission, the other is being torn down, proven clean and started again, with the
+    kernel of its first notebook starting, so a submission rarely waits for a kernel to boot. Each
+    following notebook's kernel starts while the notebook before it runs."""
 
     def __init__(self, index: SourceIndex, config: Config | None = None, limits: KernelLimits | None = None,
                  slot: int = 0, base_dir: Path | None = None, runtime: CourseRuntime | None = None) -> None:
@@ -143,14 +144,26 @@ class Grader:
         return self.slots[self._turn]
 
     def _prepare(self, slot: SandboxSlot) -> None:
-        """Fork one kernel per notebook in the slot's (new) sandbox, for its next submission."""
-        argv = execute.kernel_args(self.config)
-        self._kernels[id(slot)] = {name: slot.spawn(argv=argv) for name in self.index.notebooks}
+        """Fork the kernel of the assignment's first notebook in the slot's (new) sandbox, for its
+        next submission. The others start one ahead, while the notebook before them runs
+        (`_kernel`): an idle slot holds one kernel, not one per notebook."""
+        self._kernels[id(slot)] = {}
+        if self.index.notebooks:
+            self._kernels[id(slot)][self.index.notebooks[0]] = slot.spawn(argv=execute.kernel_args(self.config))
 
-    def _kernel(self, slot: SandboxSlot, name: str) -> KernelInfo:
-        k = self._kernels.get(id(slot), {}).get(name)
+    def _kernel(self, slot: SandboxSlot, name: str, then: str | None = None) -> KernelInfo:
+        """The kernel for notebook `name` (the one started ahead, or a new one); with `then`, the
+        kernel of the notebook to grade next starts now, while this one runs."""
+        k = self._started(slot, name)
+        if then is not None:
+            self._started(slot, then)
+        return k
+
+    def _started(self, slot: SandboxSlot, name: str) -> KernelInfo:
+        kernels = self._kernels.setdefault(id(slot), {})
+        k = kernels.get(name)
         if k is None or not slot.kernel_alive(k.pid, k.generation):  # killed, never started, or an older sandbox
-            k = slot.spawn(argv=execute.kernel_args(self.config))
+            k = kernels[name] = slot.spawn(argv=execute.kernel_args(self.config))
         return k
 
     # -- slot turnover ------------------------------------------------------------------------------
@@ -241,14 +254,16 @@ class Grader:
         infra = ""
         try:
             self._write_files(slot, job)
-            for name in sanitized:
+            names = list(sanitized)
+            for pos, name in enumerate(names):
+                following = names[pos + 1] if pos + 1 < len(names) else None
                 if fired.is_set():  # out of time: the rest is not run, and cannot score
                     result.notebooks.append(self._not_run(job, name, sanitized[name], "the submission ran out of time"))
                     continue
                 if not slot.alive():  # the student's own code ended the sandbox: a new one, same student
                     slot.recycle()
                     self._write_files(slot, job)
-                kernel = self._kernel(slot, name)
+                kernel = self._kernel(slot, name, then=following)
                 nb_result, infra = self._grade_notebook(slot, kernel, job, name, sanitized[name], fired)
                 if infra and not fired.is_set():
                     # an earlier notebook's code may have killed this one's kernel before it ran: that

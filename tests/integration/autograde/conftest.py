@@ -16,6 +16,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("bubblewrap is not installed (scripts/setup --test installs it)")
 
 
+@pytest.fixture(scope="module")
+def alice_course(tmp_path_factory, demo_course):
+    """A copy of the demo course, shared by a module's tests, where alice submitted ps1 all
+    correct (7 points)."""
+    from support import samples
+
+    from coursehub.grading.autograde.course import NbgraderCourse
+
+    root = tmp_path_factory.mktemp("alice") / "course"
+    shutil.copytree(demo_course, root)
+    samples.write_submission(root, "alice", samples.correct(samples.released(root)))
+    return NbgraderCourse(root)
+
+
 @pytest.fixture
 def course_copy(demo_course, tmp_path):
     """A fresh copy of the generated demo course (gradebook + release, no submissions)."""

@@ -5,27 +5,15 @@ it persists, reported as a failure: never applied as a score."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 
-import pytest
-from support import samples
 from traitlets.config import Config
 
 from coursehub.grading.autograde import execute
-from coursehub.grading.autograde.course import NbgraderCourse
 from coursehub.grading.autograde.grader import INFRA_RETRIES, Grader
 from coursehub.grading.sandbox import kernel as sandbox_kernel
 from coursehub.grading.sandbox.limits import KernelLimits
 
 LIMITS = KernelLimits(cell_timeout_seconds=20, submission_timeout_seconds=60)
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory, demo_course):
-    root = tmp_path_factory.mktemp("infra") / "course"
-    shutil.copytree(demo_course, root)
-    samples.write_submission(root, "alice", samples.correct(samples.released(root)))
-    return NbgraderCourse(root)
 
 
 def _grade(course, config=None):
@@ -34,7 +22,7 @@ def _grade(course, config=None):
         return g.grade(course.job("alice", "ps1", index))
 
 
-def test_a_kernel_that_did_not_start_is_retried_not_scored(course, monkeypatch):
+def test_a_kernel_that_did_not_start_is_retried_not_scored(alice_course, monkeypatch):
     real = sandbox_kernel.SandboxKernelClient.wait_for_ready
     calls = []
 
@@ -45,12 +33,12 @@ def test_a_kernel_that_did_not_start_is_retried_not_scored(course, monkeypatch):
         return await real(self, timeout)
 
     monkeypatch.setattr(sandbox_kernel.SandboxKernelClient, "wait_for_ready", flaky)
-    result = _grade(course)
+    result = _grade(alice_course)
     assert len(calls) >= 3  # part1 failed once, then part1 and part2 in a fresh sandbox
     assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
 
 
-def test_output_late_after_the_reply_is_retried_not_scored(course, monkeypatch):
+def test_output_late_after_the_reply_is_retried_not_scored(alice_course, monkeypatch):
     """nbclient gives up waiting for a cell's output `iopub_timeout` after its reply: on a loaded
     machine that is the machine, not the student."""
     real = execute.SandboxExecute._async_poll_output_msg
@@ -63,18 +51,18 @@ def test_output_late_after_the_reply_is_retried_not_scored(course, monkeypatch):
         return await real(self, parent_msg_id, cell, cell_index)
 
     monkeypatch.setattr(execute.SandboxExecute, "_async_poll_output_msg", late)
-    config = Config(course.config)
+    config = Config(alice_course.config)
     config.Execute.iopub_timeout = 1
-    result = _grade(course, config)
+    result = _grade(alice_course, config)
     assert instances  # the delay really happened
     assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
 
 
-def test_a_failure_that_persists_is_reported_never_scored(course, monkeypatch):
+def test_a_failure_that_persists_is_reported_never_scored(alice_course, monkeypatch):
     async def never(self, timeout=None):
         raise RuntimeError("the sandboxed kernel did not become ready in time")
 
     monkeypatch.setattr(sandbox_kernel.SandboxKernelClient, "wait_for_ready", never)
-    result = _grade(course)
+    result = _grade(alice_course)
     assert result.status == "failed" and result.notebooks == []
     assert "infrastructure failure" in result.error and f"{1 + INFRA_RETRIES} times" in result.error

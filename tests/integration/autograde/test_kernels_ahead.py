@@ -1,0 +1,64 @@
+"""Kernels start one notebook ahead: an idle sandbox slot holds the kernel of the assignment's first
+notebook only, and each following notebook's kernel starts while the notebook before it runs. An
+idle slot with a kernel per notebook held ~20 MiB per extra notebook for nothing (issue 17's
+memory target)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from coursehub.grading.autograde import grader as grader_module
+from coursehub.grading.autograde.grader import Grader
+from coursehub.grading.sandbox.limits import KernelLimits
+from coursehub.grading.sandbox.slot import SandboxSlot
+
+LIMITS = KernelLimits(cell_timeout_seconds=20, submission_timeout_seconds=60)
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """What happened, in order: ("spawn", slot) for every kernel forked, ("run", notebook) and
+    ("ran", notebook) around each notebook's execution."""
+    log: list[tuple[str, object]] = []
+    lock = threading.Lock()
+    real_spawn = SandboxSlot.spawn
+    real_run = grader_module.execute.run_notebook
+
+    def spawn(self, *a, **kw):
+        with lock:
+            log.append(("spawn", self.slot))
+        return real_spawn(self, *a, **kw)
+
+    def run_notebook(km, nb, resources, *a, **kw):
+        name = resources["nbgrader"]["notebook"]
+        log.append(("run", name))
+        try:
+            return real_run(km, nb, resources, *a, **kw)
+        finally:
+            log.append(("ran", name))
+
+    monkeypatch.setattr(SandboxSlot, "spawn", spawn)
+    monkeypatch.setattr(grader_module.execute, "run_notebook", run_notebook)
+    return log
+
+
+def test_an_idle_slot_holds_one_kernel_and_the_next_starts_while_one_runs(alice_course, events):
+    index = alice_course.source_index("ps1")
+    assert len(index.notebooks) == 2
+    with Grader(index, alice_course.config, LIMITS, slot=84) as g:
+        g.wait_idle()
+        # two slots, each ready for its next submission: one kernel each, not one per notebook
+        assert [e for e in events if e[0] == "spawn"] == [("spawn", s.slot) for s in g.slots]
+        events.clear()
+        result = g.grade(alice_course.job("alice", "ps1", index))
+        g.wait_idle()
+    assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
+    first, second = index.notebooks
+    during_first = events[events.index(("run", first)) - 1:events.index(("ran", first))]
+    # the second notebook's kernel was forked before the first notebook started running...
+    assert ("spawn", g.slots[0].slot) in during_first, events
+    # ...and none was forked for it when its turn came: it used the one started ahead
+    between = events[events.index(("ran", first)):events.index(("run", second))]
+    assert not [e for e in between if e[0] == "spawn"], events

@@ -1,9 +1,14 @@
 """Benchmark: `coursehub autograde` (sandbox on) against `nbgrader autograde`, same submissions.
 
     .venv/bin/python benchmarks/autograde.py [--n 100] [--workers N] [--repeat R]
+    .venv/bin/python benchmarks/autograde.py --course DIR [--assignment ps1] [--n 40] ...
 
 Builds a course from the demo assignment (courses/demo-101/source/ps1) with N varied submissions
-(correct, partly correct, wrong, erroring, empty, edited tests, deleted grade cells, ...), copies it
+(correct, partly correct, wrong, erroring, empty, edited tests, deleted grade cells, ...), or takes
+an nbgrader course folder of your own (`--course`, e.g. made by `nbgrader quickstart course101`): its
+submissions in submitted/*/ASSIGNMENT if it has any, else N varied ones made from the assignment's
+source version (answers from the source, half answered, erroring, unanswered, edited or deleted
+tests, a missing notebook); the release is generated if it is missing. Then it copies the course
 twice, runs the upstream `nbgrader autograde` on one copy and `coursehub autograde` on the other,
 then prints both times, throughput ratio, peak memory (sum of PSS over each command's process tree)
 and whether every grade in the two gradebooks is identical, cell by cell. With --repeat R the two run
@@ -80,12 +85,11 @@ def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.Comp
     return elapsed, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err), first_sandbox
 
 
-def floor(course: Path, repeat: int) -> tuple[float, float]:
+def floor(course: Path, repeat: int, nbs: dict) -> tuple[float, float]:
     """The physical floor on this machine, best of `repeat`: (bare kernel start, executing one
-    correct submission's cells), with nbclient and a plain python3 kernel."""
+    correct submission's cells `nbs`), with nbclient and a plain python3 kernel."""
     from nbclient import NotebookClient
 
-    nbs = samples.correct(samples.released(course))
     starts, cells = [], []
     for _ in range(repeat):
         run_cells = 0.0
@@ -103,6 +107,33 @@ def floor(course: Path, repeat: int) -> tuple[float, float]:
     return min(starts), min(cells)
 
 
+def prepare(dest: Path, n: int, course: Path | None, assignment: str) -> tuple[Path, str, dict]:
+    """The course to grade, at `dest`: (its folder, its course id, one correct submission)."""
+    stamp = "2026-12-18 12:00:00.000000 UTC"
+    if course is None:
+        base = samples.make_course(dest, REPO / "courses" / "demo-101" / "source" / assignment, assignment)
+        for student, variant in samples.varied(n):
+            samples.write_submission(base, student, variant(samples.released(base, assignment)), assignment,
+                                     timestamp=stamp)
+        return base, "demo-101", samples.correct(samples.released(base, assignment))
+    if not (course / "source" / assignment).is_dir():
+        raise SystemExit(f"error: {course} has no source/{assignment}: not an nbgrader course folder with that assignment")
+    shutil.copytree(course, dest, ignore=shutil.ignore_patterns("autograded", "feedback", ".ipynb_checkpoints"))
+    from coursehub.grading.autograde.course import NbgraderCourse
+
+    course_id = NbgraderCourse(dest).course_id
+    if not (dest / "release" / assignment).is_dir():
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
+                       cwd=dest, env=env, check=True, capture_output=True)
+    variants = samples.any_assignment_variants(samples.source_answers(dest, assignment))
+    if not list(dest.glob(f"submitted/*/{assignment}")):
+        for student, variant in samples.varied(n, variants):
+            samples.write_submission(dest, student, variant(samples.released(dest, assignment)), assignment,
+                                     timestamp=stamp)
+    return dest, course_id, variants["solved"](samples.released(dest, assignment))
+
+
 def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -118,6 +149,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each, interleaved (default 1)")
     ap.add_argument("--skip-nbgrader", action="store_true", help="only run coursehub (no ratio, no identical check)")
     ap.add_argument("--keep", action="store_true", help="keep the course folders")
+    ap.add_argument("--course", type=Path, default=None,
+                    help="an nbgrader course folder of your own (default: the demo course's ps1)")
+    ap.add_argument("--assignment", default="ps1", help="the assignment to grade (default ps1)")
     args = ap.parse_args()
 
     from coursehub.grading.sandbox.bwrap import check
@@ -128,17 +162,16 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-autograde-"))
     try:
-        base = samples.make_course(tmp / "base", REPO / "courses" / "demo-101" / "source" / "ps1")
-        for student, variant in samples.varied(args.n):
-            samples.write_submission(base, student, variant(samples.released(base)),
-                                     timestamp="2026-12-18 12:00:00.000000 UTC")
+        base, course_id, solved = prepare(tmp / "base", args.n, args.course and args.course.resolve(),
+                                          args.assignment)
+        n = len(list(base.glob(f"submitted/*/{args.assignment}")))
         # the sample course is an nbgrader folder named demo-101, not the catalog's course of that
         # name: grade it in coursehub's own environment (an empty catalog), as the tests do
         (tmp / "courses").mkdir()
         settings = tmp / "settings.yaml"
         settings.write_text(f"courses_dir: {tmp / 'courses'}\n")
         cores = os.cpu_count() or 1
-        print(f"{args.n} submissions of demo-101/ps1 (2 notebooks each), {cores} cores, "
+        print(f"{n} submissions of {course_id}/{args.assignment} ({len(solved)} notebooks each), {cores} cores, "
               f"{args.repeat} run(s) of each, interleaved; load average before: {_load()}", flush=True)
         t_ups, m_ups, t_ours, m_ours, firsts = [], [], [], [], []
         ok = True
@@ -151,15 +184,15 @@ def main() -> int:
                 shutil.copytree(base, ups)
                 before = _load()
                 t_up, mem_up, p_up, _ = run_measured(
-                    [sys.executable, "-m", "nbgrader", "autograde", "ps1", "--log-level=ERROR"], ups)
+                    [sys.executable, "-m", "nbgrader", "autograde", args.assignment, "--log-level=ERROR"], ups)
                 if p_up.returncode != 0:
                     ok = False
                     print(p_up.stdout[-2000:], p_up.stderr[-2000:], file=sys.stderr)
                 t_ups.append(t_up)
                 m_ups.append(mem_up)
-                print(f"  run {r + 1} nbgrader autograde : {t_up:7.1f} s  {args.n / t_up:6.2f} submissions/s  "
+                print(f"  run {r + 1} nbgrader autograde : {t_up:7.1f} s  {n / t_up:6.2f} submissions/s  "
                       f"peak {mem_up / 2**20:6.0f} MiB  (load {before} -> {_load()})", flush=True)
-            cmd = [sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
+            cmd = [sys.executable, "-m", "coursehub.cli", "autograde", args.assignment, "--course-dir", str(ours),
                    "--no-progress", "--settings", str(settings)]
             if args.workers:
                 cmd += ["--workers", str(args.workers)]
@@ -172,20 +205,20 @@ def main() -> int:
             m_ours.append(mem_our)
             if first is not None:
                 firsts.append(first)
-            print(f"  run {r + 1} coursehub autograde: {t_our:7.1f} s  {args.n / t_our:6.2f} submissions/s  "
+            print(f"  run {r + 1} coursehub autograde: {t_our:7.1f} s  {n / t_our:6.2f} submissions/s  "
                   f"peak {mem_our / 2**20:6.0f} MiB  first sandbox at {first if first is not None else float('nan'):.2f} s"
                   f"  (sandbox on; load {before} -> {_load()})", flush=True)
             if not args.skip_nbgrader:
-                a = samples.gradebook_snapshot(f"sqlite:///{ups / 'gradebook.db'}", "demo-101")
-                b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "demo-101")
+                a = samples.gradebook_snapshot(f"sqlite:///{ups / 'gradebook.db'}", course_id, args.assignment)
+                b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", course_id, args.assignment)
                 diff += [(r + 1, k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
                 ok = ok and bool(a)
             if not args.keep:
                 shutil.rmtree(ups, ignore_errors=True)
                 shutil.rmtree(ours, ignore_errors=True)
 
-        start, cells = floor(base, max(1, min(args.repeat, 3)))
-        per_sub = 2 * start + cells
+        start, cells = floor(base, max(1, min(args.repeat, 3)), solved)
+        per_sub = len(solved) * start + cells
         print("summary (seconds; ratio of medians):")
         if t_ups:
             print(f"  nbgrader autograde : {_stats(t_ups)} s   peak memory median {statistics.median(m_ups) / 2**20:6.0f} MiB")
@@ -197,8 +230,8 @@ def main() -> int:
                   f"(best runs {min(t_ups) / min(t_ours):.2f}x); memory ratio "
                   f"{statistics.median(m_ours) / max(1, statistics.median(m_ups)):.2f}x")
         print(f"  floor, measured    : bare kernel start {start:.2f} s, one submission's cells {cells:.2f} s; "
-              f"{args.n} submissions at a fresh kernel per notebook on {cores} cores: "
-              f"{args.n * per_sub / cores:.1f} s; student code alone: {args.n * cells / cores:.1f} s")
+              f"{n} submissions at a fresh kernel per notebook on {cores} cores: "
+              f"{n * per_sub / cores:.1f} s; student code alone: {n * cells / cores:.1f} s")
         print(f"  load average after : {_load()}")
         if not args.skip_nbgrader:
             grades = sum(1 for k in a if k[3] == "grade")

@@ -2,7 +2,8 @@
 
 Used by the tests and the benchmark: correct, partly correct, wrong, erroring, empty, edited test
 cells, deleted grade cells, and hostile ones (each a function of the released notebooks).
-Cells are found by their nbgrader grade_id; only the demo course's ps1 ids are known here.
+Cells are found by their nbgrader grade_id; only the demo course's ps1 ids are known here. For any
+other assignment (`any_assignment_variants`), answers come from its source version.
 """
 
 from __future__ import annotations
@@ -126,10 +127,88 @@ ORDINARY: dict[str, Callable[[Notebooks], Notebooks]] = {
 }
 
 
-def varied(n: int) -> list[tuple[str, Callable[[Notebooks], Notebooks]]]:
-    """n (student, variant) pairs cycling through the ordinary variants."""
-    kinds = list(ORDINARY.items())
+def varied(n: int, variants: dict[str, Callable[[Notebooks], Notebooks]] | None = None,
+           ) -> list[tuple[str, Callable[[Notebooks], Notebooks]]]:
+    """n (student, variant) pairs cycling through the variants (default: the demo's ordinary ones)."""
+    kinds = list((variants or ORDINARY).items())
     return [(f"s{i:04d}-{kinds[i % len(kinds)][0]}", kinds[i % len(kinds)][1]) for i in range(n)]
+
+
+# -- any assignment: answers taken from its source version (benchmarks on a course of your own) ----
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"  # nbgrader's default markers
+
+
+def source_answers(course: Path, assignment: str = "ps1") -> dict[str, str]:
+    """grade_id -> the instructor's answer for every solution cell of the assignment's source
+    version: a code cell without its solution markers, a markdown cell as written."""
+    out = {}
+    for path in sorted((course / "source" / assignment).glob("*.ipynb")):
+        for c in nbformat.read(path, as_version=4).cells:
+            meta = c.metadata.get("nbgrader", {})
+            if meta.get("solution") and meta.get("grade_id"):
+                lines = [ln for ln in c.source.splitlines()
+                         if ln.strip() not in (BEGIN_SOLUTION, END_SOLUTION)] if c.cell_type == "code" else [c.source]
+                out[meta["grade_id"]] = "\n".join(lines) + "\n"
+    return out
+
+
+def _solution_cells(nbs: Notebooks, code_only: bool = False) -> list[nbformat.NotebookNode]:
+    return [c for nb in nbs.values() for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
+            and (c.cell_type == "code" or not code_only)]
+
+
+def _test_cells(nbs: Notebooks) -> list[nbformat.NotebookNode]:
+    return [c for nb in nbs.values() for c in nb.cells if c.cell_type == "code"
+            and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")]
+
+
+def any_assignment_variants(answers: dict[str, str]) -> dict[str, Callable[[Notebooks], Notebooks]]:
+    """The ordinary variants for an assignment whose cells are not known here: solved with the
+    source's answers, half solved, wrong (erroring answers), unanswered, tests edited, a test cell
+    deleted, a notebook missing, and output on stderr."""
+    def solved(nbs):
+        for c in _solution_cells(nbs):
+            c.source = answers.get(c.metadata["nbgrader"].get("grade_id"), c.source)
+        return nbs
+
+    def half(nbs):
+        cells = _solution_cells(nbs)
+        for c in cells[: len(cells) // 2]:
+            c.source = answers.get(c.metadata["nbgrader"].get("grade_id"), c.source)
+        return nbs
+
+    def erroring(nbs):
+        for c in _solution_cells(nbs, code_only=True):
+            c.source = "raise RuntimeError('oops')\n"
+        return nbs
+
+    def edited_tests(nbs):
+        nbs = solved(nbs)
+        for c in _test_cells(nbs)[:1]:
+            c.source = "assert True  # the student rewrote the test\n"
+        return nbs
+
+    def deleted_test(nbs):
+        nbs = solved(nbs)
+        gone = {id(c) for c in _test_cells(nbs)[-1:]}
+        for nb in nbs.values():
+            nb.cells = [c for c in nb.cells if id(c) not in gone]
+        return nbs
+
+    def missing_notebook(nbs):
+        nbs = solved(nbs)
+        if len(nbs) > 1:
+            nbs.pop(sorted(nbs)[-1])
+        return nbs
+
+    def stderr(nbs):
+        nbs = solved(nbs)
+        for c in _solution_cells(nbs, code_only=True)[:1]:
+            c.source += "import sys\nprint('debug', file=sys.stderr)\n"
+        return nbs
+
+    return {"solved": solved, "half": half, "erroring": erroring, "empty": empty, "edited_tests": edited_tests,
+            "deleted_test": deleted_test, "missing_notebook": missing_notebook, "stderr": stderr}
 
 
 def gradebook_snapshot(db_url: str, course_id: str, assignment: str = "ps1") -> dict[tuple, tuple]:

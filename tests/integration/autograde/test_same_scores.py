@@ -106,3 +106,39 @@ def test_same_scores_under_load(course_copy):
     b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "demo-101")
     assert {s for s, *_ in a} == {s for s, _ in students}
     assert {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)} == {}, mine.stdout
+
+
+def test_nbgraders_quickstart_course_cell_by_cell_equal_to_nbgrader(tmp_path):
+    """Another course than ours (issue 17 measures on it): nbgrader's quickstart, its header
+    notebook and image included; submissions made from its source version's answers."""
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    made = subprocess.run([sys.executable, "-m", "nbgrader", "quickstart", "course101"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
+    ours = tmp_path / "course101"
+    generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "ps1", "--log-level=ERROR"],
+                               cwd=ours, env=env, capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    variants = samples.any_assignment_variants(samples.source_answers(ours))
+    for student, variant in samples.varied(len(variants), variants):
+        samples.write_submission(ours, student, variant(samples.released(ours)))
+    upstream = tmp_path / "upstream"
+    shutil.copytree(ours, upstream)
+    proc = samples.run_nbgrader_autograde(upstream)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mine = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
+                           "--no-progress"], cwd=ours, env=env, capture_output=True, text=True)
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+
+    a = samples.gradebook_snapshot(f"sqlite:///{upstream / 'gradebook.db'}", "course101")
+    b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "course101")
+    assert {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)} == {}, mine.stdout
+    totals = {s: sum(v[0] or 0 for k, v in a.items() if k[0] == s and k[3] == "grade") for s, _ in
+              samples.varied(len(variants), variants)}
+    # the source's answers earn every automatic point; unanswered and erroring ones earn none
+    max_auto = sum(v[2] for k, v in a.items() if k[0] == "s0000-solved" and k[3] == "grade" and not v[1])
+    assert max_auto > 0 and totals["s0000-solved"] == max_auto, totals
+    assert totals["s0003-empty"] == totals["s0002-erroring"] == 0, totals
+    # written answers left unanswered score 0 at once; answered ones wait for a person
+    manual = {s: sum(1 for k, v in a.items() if k[0] == s and k[3] == "grade" and v[1]) for s in totals}
+    assert manual["s0000-solved"] > manual["s0001-half"], manual

@@ -39,6 +39,50 @@ import sqlite3  # noqa: F401
 import sys
 import unicodedata  # noqa: F401
 
+
+def _kernel_side_of_jupyter_client():
+    """A kernel uses five of jupyter_client's modules (session, connect, jsonutil, localinterfaces,
+    adapter), but the package's __init__ also imports the client side: clients, kernel managers,
+    and the kernel provisioners, found by scanning every installed distribution's entry points
+    (about a fifth of the zygote's start-up CPU). The package is made here without running its
+    __init__, with the names a kernel takes from it; the first other name anyone asks of it (a
+    student's `from jupyter_client import KernelManager`) runs the real __init__ then. Any other
+    jupyter_client (a course environment's) falls back to the ordinary import."""
+    import importlib.util
+
+    if "jupyter_client" in sys.modules:
+        return
+    spec = importlib.util.find_spec("jupyter_client")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+
+    def complete(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if package.__dict__.pop("__getattr__", None) is not None:
+            spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    sys.modules["jupyter_client"] = package
+    try:
+        # BlockingKernelClient: named by a kernel app's trait (ConnectionFileMixin.blocking_class)
+        from jupyter_client import _version, connect
+        from jupyter_client.blocking import BlockingKernelClient
+    except Exception:  # pragma: no cover - another layout: the ordinary import
+        del sys.modules["jupyter_client"]
+        return
+    for name in ("__version__", "version_info", "protocol_version", "protocol_version_info"):
+        if hasattr(_version, name):
+            setattr(package, name, getattr(_version, name))
+    for name in getattr(connect, "__all__", ()):
+        setattr(package, name, getattr(connect, name))
+    package.BlockingKernelClient = BlockingKernelClient
+    package.__getattr__ = complete
+
+
+_kernel_side_of_jupyter_client()
+
 # Paid once: everything a kernel imports at start-up.
 import ipykernel.ipkernel  # noqa: F401
 import ipykernel.kernelapp

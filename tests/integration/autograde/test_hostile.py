@@ -139,6 +139,23 @@ def test_kernels_collect_garbage_like_any_kernel(setup):
     assert result.status == "graded" and score(result, "test-mean") == 3.0
 
 
+def test_kernels_have_all_of_jupyter_client_on_first_use(setup):
+    """The zygote makes jupyter_client's package without its client side (kernels do not use it):
+    a student who imports the client side still gets all of it."""
+    course, _, _, _ = setup
+    probe = ("import sys, jupyter_client\n"
+             "lean = 'jupyter_client.manager' not in sys.modules\n"
+             "from jupyter_client import KernelManager, BlockingKernelClient, find_connection_file\n"
+             "print('client side', lean, KernelManager.__name__, BlockingKernelClient.__name__,\n"
+             "      bool(jupyter_client.__version__), jupyter_client.AsyncKernelManager.__name__)\n")
+    samples.write_submission(course.root, "client", samples.answer(
+        samples.correct(samples.released(course.root)), mean=probe + samples.SOLUTIONS["mean"]))
+    result = grade(setup, "client")
+    assert "client side True KernelManager BlockingKernelClient True AsyncKernelManager" in outputs(result), \
+        outputs(result)
+    assert result.status == "graded" and score(result, "test-mean") == 3.0
+
+
 def test_grader_is_healthy_afterwards(setup):
     course, _, grader, _ = setup
     result = grade(setup, "victim")

@@ -37,6 +37,7 @@ import selectors
 import signal
 import sqlite3  # noqa: F401
 import sys
+import threading
 import unicodedata  # noqa: F401
 
 
@@ -56,12 +57,14 @@ def _kernel_side_of_jupyter_client():
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         return
     package = importlib.util.module_from_spec(spec)
+    once = threading.Lock()  # a kernel's threads may ask at once: the __init__ runs once, then all see it
 
     def complete(name):
         if name.startswith("__"):
             raise AttributeError(name)
-        if package.__dict__.pop("__getattr__", None) is not None:
-            spec.loader.exec_module(package)
+        with once:
+            if package.__dict__.pop("__getattr__", None) is not None:
+                spec.loader.exec_module(package)
         return getattr(package, name)
 
     sys.modules["jupyter_client"] = package

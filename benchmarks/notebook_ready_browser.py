@@ -3,6 +3,7 @@ with its kernel connected and idle; the hub's kernel pre-start on and off, inter
 
     .venv/bin/python benchmarks/notebook_ready_browser.py              # 3 rounds of on / off
     .venv/bin/python benchmarks/notebook_ready_browser.py --rounds 5
+    .venv/bin/python benchmarks/notebook_ready_browser.py --warm       # a browser that has seen Lab
 
 `benchmarks/lecture_start.py` measures with a headless HTTP client, which asks for the kernel as soon
 as Lab's page arrives; a browser first loads and starts Lab's JavaScript, and the pre-start
@@ -10,7 +11,9 @@ as Lab's page arrives; a browser first loads and starts Lab's JavaScript, and th
 (Debian's, driven by Playwright) follows the launch like a student: the spawn page, the assignment
 fetch, Lab. Each round starts a fresh local platform per setting and one new student. Printed per
 setting, min and median over the rounds: launch → Lab's URL (server start and fetch), Lab's URL →
-kernel ready (Lab's JavaScript and the kernel), and the whole; with the load average.
+kernel ready (Lab's JavaScript and the kernel), and the whole; with the load average. With
+`--warm`, another student first opens the assignment in the same browser (so Lab's files are in its
+cache, as for a student who used coursehub before) and the second student is measured.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def kernel_ready(hub, user: str, notebook: str) -> bool:  # noqa: ANN001
                and s["kernel"].get("connections", 0) >= 1 for s in r.json())
 
 
-def one_student(hub, browser, prestart: bool) -> dict[str, float]:  # noqa: ANN001
+def one_student(hub, context, prestart: bool) -> dict[str, float]:  # noqa: ANN001
     from coursehub.loadtest.exchange import SCOPE, Exchange, student_version
     from coursehub.loadtest.hubclient import HubSession
     from coursehub.loadtest.platform import local_platform as find_platform
@@ -50,8 +53,6 @@ def one_student(hub, browser, prestart: bool) -> dict[str, float]:  # noqa: ANN0
     token = staff.token([SCOPE], time.monotonic() + 60)
     if not ex.is_released(token):
         ex.release(token, student_version(local.course, assignment))
-    context = browser.new_context()
-    context.set_default_timeout(300_000)
     page = context.new_page()
     student = HubSession(hub.url, local.platform, f"bench-{'on' if prestart else 'off'}-{secrets.token_hex(3)}")
     t0 = time.monotonic()
@@ -69,7 +70,7 @@ def one_student(hub, browser, prestart: bool) -> dict[str, float]:  # noqa: ANN0
             raise SystemExit(f"the kernel of {notebook} was not ready in 300 s")
         time.sleep(0.05)
     t_ready = time.monotonic()
-    context.close()
+    page.close()
     hub.stop_server(user)
     return {"to_lab": t_lab - t0, "lab_to_kernel": t_ready - t_lab, "total": t_ready - t0}
 
@@ -77,6 +78,8 @@ def one_student(hub, browser, prestart: bool) -> dict[str, float]:  # noqa: ANN0
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="rounds of on / off (default 3)")
+    p.add_argument("--warm", action="store_true",
+                   help="measure a second student in a browser whose cache already holds Lab's files")
     args = p.parse_args()
     if not chromium_available():
         raise SystemExit(f"needs {CHROMIUM} (./scripts/setup --test)")
@@ -90,15 +93,22 @@ def main() -> int:
             for r in range(args.rounds):
                 for prestart in (True, False) if r % 2 == 0 else (False, True):
                     root = Path(tmp) / f"{r}-{prestart}"
+                    context = browser.new_context()
+                    context.set_default_timeout(300_000)
                     with local_platform(root, {"spawner": {"prestart_kernel": prestart}}) as hub:
-                        res = one_student(hub, browser, prestart)
+                        if args.warm:
+                            one_student(hub, context, prestart)
+                        res = one_student(hub, context, prestart)
+                    context.close()
                     results[prestart].append(res)
                     print(f"round {r + 1}, pre-start {'on ' if prestart else 'off'}: launch -> Lab {res['to_lab']:.2f} s"
                           f"  Lab -> kernel ready {res['lab_to_kernel']:.2f} s  total {res['total']:.2f} s  "
                           f"{load()}", flush=True)
         finally:
             browser.close()
-    print(f"\n== launch -> notebook open in Lab with its kernel ready, headless chromium, {args.rounds} round(s) ==")
+    cache = "warm cache (a second student in the same browser)" if args.warm else "cold cache"
+    print(f"\n== launch -> notebook open in Lab with its kernel ready, headless chromium, {cache}, "
+          f"{args.rounds} round(s) ==")
     for prestart in (True, False):
         rs = results[prestart]
         print(f"pre-start {'on ' if prestart else 'off'}: "

@@ -20,6 +20,11 @@ STAFF_ONLY_LAB_PLUGINS = (
 #: JupyterLab plugins no one gets on a managed platform: the announcements plugin asks every new
 #: user whether to fetch "official Jupyter news" and offers update checks, which are IT's business.
 MANAGED_OFF_LAB_PLUGINS = ("@jupyterlab/apputils-extension:announcements",)
+#: JupyterLab's build check: on every page load Lab asks its server whether the installed
+#: extensions need a rebuild (`/lab/api/build`), about 0.5 s of the user server's CPU while the
+#: student waits for the notebook, and it offers a rebuild. On a managed image no one can rebuild Lab
+#: (extensions come prebuilt with the image), so neither is asked.
+NO_BUILD_PAGE_CONFIG = {"buildCheck": False, "buildAvailable": False}
 STAFF_ONLY_SERVER_EXTENSIONS = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.course_list",
@@ -47,7 +52,7 @@ def write_role_configs(root: Path, settings: Settings) -> None:
         (folder / "labconfig").mkdir(parents=True, exist_ok=True)
         staff = role == "staff"
         off = MANAGED_OFF_LAB_PLUGINS + (() if staff else STAFF_ONLY_LAB_PLUGINS)
-        page_config = {"disabledExtensions": {p: True for p in off}}
+        page_config = {"disabledExtensions": {p: True for p in off}, **NO_BUILD_PAGE_CONFIG}
         server_config = {"ServerApp": server_app_config(staff=staff)}
         _write_if_changed(folder / "labconfig" / "page_config.json", json.dumps(page_config, indent=2))
         _write_if_changed(folder / "jupyter_server_config.json", json.dumps(server_config, indent=2))

@@ -183,6 +183,7 @@ def test_role_configs_are_mounted_for_the_spawner(z2jh, demo_catalog):
     assert student["disabledExtensions"].get("@jupyter/nbgrader:formgrader") is True
     assert staff["disabledExtensions"] == {"@jupyterlab/apputils-extension:announcements": True}  # only the news
     assert student["disabledExtensions"].get("@jupyterlab/apputils-extension:announcements") is True
+    assert student["buildCheck"] is staff["buildCheck"] is False  # no rebuild check on each page load
     assert all(re.fullmatch(r"[-._a-zA-Z0-9]+", key) for key in files)  # valid Secret keys
     validate_z2jh(z2jh, jh)
 

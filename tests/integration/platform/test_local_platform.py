@@ -34,6 +34,8 @@ def test_hub_login_spawn_lab_and_clean_shutdown(tmp_path):
         assert session.get(f"{server_url}formgrader", timeout=30).status_code == 404
         page_config = json.loads(re.search(r'id="jupyter-config-data"[^>]*>(.*?)</script>', lab.text, re.S)[1])
         assert "@jupyter/nbgrader:formgrader" in page_config["disabledExtensions"]
+        # and Lab does not check for (or offer) a rebuild on every page load
+        assert page_config["buildCheck"] is False and page_config["buildAvailable"] is False
 
         # A course the user is not in is refused with a clear 400, not a crash.
         hub.login("carol")

@@ -153,10 +153,16 @@ class Grader:
 
     def _kernel(self, slot: SandboxSlot, name: str, then: str | None = None) -> KernelInfo:
         """The kernel for notebook `name` (the one started ahead, or a new one); with `then`, the
-        kernel of the notebook to grade next starts now, while this one runs."""
+        kernel of the notebook to grade next starts now, while this one runs. Starting ahead is
+        only a head start: if it fails (what an earlier notebook left running may hold the
+        sandbox's process limit), that kernel is started, with the usual checks, when its turn
+        comes, and this notebook is graded as it would have been."""
         k = self._started(slot, name)
         if then is not None:
-            self._started(slot, then)
+            try:
+                self._started(slot, then)
+            except SandboxError as e:
+                log.debug("the kernel of %s could not start ahead: %s", then, e)
         return k
 
     def _started(self, slot: SandboxSlot, name: str) -> KernelInfo:

@@ -12,7 +12,7 @@ import pytest
 from coursehub.grading.autograde import grader as grader_module
 from coursehub.grading.autograde.grader import Grader
 from coursehub.grading.sandbox.limits import KernelLimits
-from coursehub.grading.sandbox.slot import SandboxSlot
+from coursehub.grading.sandbox.slot import SandboxError, SandboxSlot
 
 LIMITS = KernelLimits(cell_timeout_seconds=20, submission_timeout_seconds=60)
 
@@ -62,3 +62,31 @@ def test_an_idle_slot_holds_one_kernel_and_the_next_starts_while_one_runs(alice_
     # ...and none was forked for it when its turn came: it used the one started ahead
     between = events[events.index(("ran", first)):events.index(("run", second))]
     assert not [e for e in between if e[0] == "spawn"], events
+
+
+def test_a_kernel_that_cannot_start_ahead_starts_on_its_turn_without_a_retry(alice_course, events, monkeypatch,
+                                                                            caplog):
+    """Starting ahead is only a head start: when that fork fails (an earlier notebook's leftovers
+    may hold the sandbox's process limit), the submission is not retried in a new sandbox; the
+    kernel starts when its notebook's turn comes."""
+    index = alice_course.source_index("ps1")
+    first, second = index.notebooks
+    with Grader(index, alice_course.config, LIMITS, slot=86) as g:
+        g.wait_idle()
+        events.clear()
+        spawn = SandboxSlot.spawn  # the events fixture's counting wrapper
+        failed = []
+
+        def failing_once(self, *a, **kw):
+            if events.count(("run", first)) == 0 and not failed:  # the fork ahead, before part1 runs
+                failed.append(self.slot)
+                raise SandboxError("fork failed: [Errno 11] Resource temporarily unavailable")
+            return spawn(self, *a, **kw)
+
+        monkeypatch.setattr(SandboxSlot, "spawn", failing_once)
+        result = g.grade(alice_course.job("alice", "ps1", index))
+        g.wait_idle()
+    assert failed, "the fork ahead was never attempted"
+    assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
+    assert events.count(("run", first)) == 1 and events.count(("run", second)) == 1, events
+    assert "infrastructure failure" not in caplog.text  # graded in its first sandbox, not retried

@@ -123,9 +123,7 @@ def prepare(dest: Path, n: int, course: Path | None, assignment: str) -> tuple[P
 
     course_id = NbgraderCourse(dest).course_id
     if not (dest / "release" / assignment).is_dir():
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
-                       cwd=dest, env=env, check=True, capture_output=True)
+        samples.generate_assignment(dest, assignment)
     variants = samples.any_assignment_variants(samples.source_answers(dest, assignment))
     if not list(dest.glob(f"submitted/*/{assignment}")):
         for student, variant in samples.varied(n, variants):

@@ -149,7 +149,7 @@ class Grader:
         (`_kernel`): an idle slot holds one kernel, not one per notebook."""
         self._kernels[id(slot)] = {}
         if self.index.notebooks:
-            self._kernels[id(slot)][self.index.notebooks[0]] = slot.spawn(argv=execute.kernel_args(self.config))
+            self._started(slot, self.index.notebooks[0])
 
     def _kernel(self, slot: SandboxSlot, name: str, then: str | None = None) -> KernelInfo:
         """The kernel for notebook `name` (the one started ahead, or a new one); with `then`, the

@@ -32,10 +32,17 @@ def make_course(root: Path, source: Path, assignment: str = "ps1", course_id: st
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(source, root / "source" / assignment)
     (root / "nbgrader_config.py").write_text(f'c = get_config()\nc.CourseDirectory.course_id = "{course_id}"\n')
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
-                   cwd=root, env=env, check=True, capture_output=True)
+    generate_assignment(root, assignment)
     return root
+
+
+def generate_assignment(course: Path, assignment: str = "ps1") -> None:
+    """`nbgrader generate_assignment` in a course folder: its gradebook and release version."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
+                          cwd=course, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed in {course}:\n{done.stderr[-3000:]}")
 
 
 def released(course: Path, assignment: str = "ps1") -> Notebooks:
@@ -166,15 +173,17 @@ def any_assignment_variants(answers: dict[str, str]) -> dict[str, Callable[[Note
     """The ordinary variants for an assignment whose cells are not known here: solved with the
     source's answers, half solved, wrong (erroring answers), unanswered, tests edited, a test cell
     deleted, a notebook missing, and output on stderr."""
-    def solved(nbs):
-        for c in _solution_cells(nbs):
+    def answered(cells):
+        for c in cells:
             c.source = answers.get(c.metadata["nbgrader"].get("grade_id"), c.source)
+
+    def solved(nbs):
+        answered(_solution_cells(nbs))
         return nbs
 
     def half(nbs):
         cells = _solution_cells(nbs)
-        for c in cells[: len(cells) // 2]:
-            c.source = answers.get(c.metadata["nbgrader"].get("grade_id"), c.source)
+        answered(cells[: len(cells) // 2])
         return nbs
 
     def erroring(nbs):

@@ -116,11 +116,10 @@ def test_nbgraders_quickstart_course_cell_by_cell_equal_to_nbgrader(tmp_path):
                           capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-3000:]
     ours = tmp_path / "course101"
-    generated = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "ps1", "--log-level=ERROR"],
-                               cwd=ours, env=env, capture_output=True, text=True)
-    assert generated.returncode == 0, generated.stderr[-3000:]
+    samples.generate_assignment(ours)
     variants = samples.any_assignment_variants(samples.source_answers(ours))
-    for student, variant in samples.varied(len(variants), variants):
+    students = samples.varied(len(variants), variants)
+    for student, variant in students:
         samples.write_submission(ours, student, variant(samples.released(ours)))
     upstream = tmp_path / "upstream"
     shutil.copytree(ours, upstream)
@@ -133,8 +132,7 @@ def test_nbgraders_quickstart_course_cell_by_cell_equal_to_nbgrader(tmp_path):
     a = samples.gradebook_snapshot(f"sqlite:///{upstream / 'gradebook.db'}", "course101")
     b = samples.gradebook_snapshot(f"sqlite:///{ours / 'gradebook.db'}", "course101")
     assert {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)} == {}, mine.stdout
-    totals = {s: sum(v[0] or 0 for k, v in a.items() if k[0] == s and k[3] == "grade") for s, _ in
-              samples.varied(len(variants), variants)}
+    totals = {s: sum(v[0] or 0 for k, v in a.items() if k[0] == s and k[3] == "grade") for s, _ in students}
     # the source's answers earn every automatic point; unanswered and erroring ones earn none
     max_auto = sum(v[2] for k, v in a.items() if k[0] == "s0000-solved" and k[3] == "grade" and not v[1])
     assert max_auto > 0 and totals["s0000-solved"] == max_auto, totals

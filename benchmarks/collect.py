@@ -4,6 +4,7 @@ same submissions, one run, interleaved, with min and median and the load average
     .venv/bin/python benchmarks/collect.py                  # 1,000 submissions, 5 repeats
     .venv/bin/python benchmarks/collect.py --n 200 --repeat 3
     .venv/bin/python benchmarks/collect.py --profile /tmp/collect.prof   # cProfile of our client side
+    .venv/bin/python benchmarks/collect.py --notebooks DIR   # your notebooks instead of the demo's
 
 Set-up (submitting through both exchanges) is `exchange_collect.py`'s; this adds the figures the
 issue asks for (min/median over repeats, the ratio of medians and of minimums, `os.getloadavg()`
@@ -40,12 +41,18 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per side, interleaved (default 5)")
+    p.add_argument("--notebooks", type=Path, default=ec.DEMO,
+                   help="a folder of notebooks every student submits, one answer cell of theirs added "
+                        "(default: the demo course's ps1)")
     p.add_argument("--profile", type=Path, help="write a cProfile of our last collect run (client side) here")
     p.add_argument("--spy", type=Path, help="py-spy record the grading service during our last run (svg here)")
     args = p.parse_args()
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     students = [f"st{i:04d}" for i in range(args.n)]
-    data = {s: ec.student_files(s) for s in students}
+    data = {s: ec.student_files(s, args.notebooks) for s in students}
+    per_student = data[students[0]]
+    print(f"each submission: {len(per_student)} notebooks, "
+          f"{sum(map(len, per_student.values())) / 1024:.0f} KiB ({args.notebooks})")
     print(f"start: {_load()}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="collect-") as tmpdir:
@@ -138,7 +145,7 @@ def main() -> int:
         same = ec.collected(tmp / "fs-course-0") == ec.collected(tmp / "ours-course-0")
         count = len(list((tmp / "ours-course-0" / "submitted").iterdir()))
     fs_med, ours_med = statistics.median(fs_times), statistics.median(ours_times)
-    print(f"\n== collect {args.n} submissions (2 notebooks each), {args.repeat} interleaved runs per side ==")
+    print(f"\n== collect {args.n} submissions ({len(per_student)} notebooks each), {args.repeat} interleaved runs per side ==")
     print(f"upstream (nbgrader ExchangeCollect, filesystem): min {min(fs_times):.2f} s  median {fs_med:.2f} s")
     print(f"ours (grading service + plugin):                 min {min(ours_times):.2f} s  median {ours_med:.2f} s")
     print(f"ratio ours/upstream: median {ours_med / fs_med:.2f}x, min {min(ours_times) / min(fs_times):.2f}x "

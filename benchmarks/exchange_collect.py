@@ -4,8 +4,8 @@ default filesystem exchange on local disk, same data, in one run.
     .venv/bin/python benchmarks/exchange_collect.py            # 1,000 submissions
     .venv/bin/python benchmarks/exchange_collect.py --n 100
 
-Both sides hold the same submissions (the demo assignment ps1, two notebooks, each student's copy
-slightly different). Each timed run is a stock `ExchangeCollect.start()` into an empty course
+Both sides hold the same submissions (the demo assignment ps1, two notebooks, or the notebooks of
+`--notebooks DIR`; each student's copy slightly different). Each timed run is a stock `ExchangeCollect.start()` into an empty course
 directory; the median of `--repeat` runs is printed with the ratio (target: ours <= 2x). The two
 collected trees are compared file by file (notebooks must be identical).
 """
@@ -44,11 +44,19 @@ ASSIGNMENT = "ps1"
 DEMO = ROOT / "courses" / "demo-101" / "source" / "ps1"
 
 
-def student_files(student: str) -> dict[str, bytes]:
+def student_files(student: str, source: Path = DEMO) -> dict[str, bytes]:
+    """The notebooks `student` submits: each of `source`'s notebooks with one answer cell of theirs
+    appended (so every submission differs), serialised as nbformat writes them."""
     out = {}
-    for path in sorted(DEMO.glob("*.ipynb")):
+    paths = sorted(source.glob("*.ipynb"))
+    if not paths:
+        raise SystemExit(f"no notebooks (*.ipynb) in {source}")
+    for path in paths:
         nb = nbformat.read(path, as_version=4)
-        nb.cells.append(nbformat.v4.new_code_cell(f"# answer by {student}\nanswer = {len(student)}"))
+        cell = nbformat.v4.new_code_cell(f"# answer by {student}\nanswer = {len(student)}")
+        if nb.nbformat_minor < 5:
+            cell.pop("id", None)  # cell ids came with nbformat 4.5: an older notebook must not have one
+        nb.cells.append(cell)
         out[path.name] = nbformat.writes(nb).encode()
     return out
 
@@ -84,10 +92,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per side (default 3; median printed)")
+    p.add_argument("--notebooks", type=Path, default=DEMO,
+                   help="a folder of notebooks every student submits, one answer cell of theirs added "
+                        "(default: the demo course's ps1)")
     args = p.parse_args()
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     students = [f"st{i:04d}" for i in range(args.n)]
-    data = {s: student_files(s) for s in students}
+    data = {s: student_files(s, args.notebooks) for s in students}
 
     with tempfile.TemporaryDirectory(prefix="collect-") as tmpdir:
         tmp = Path(tmpdir)

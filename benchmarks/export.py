@@ -7,6 +7,8 @@ Builds an nbgrader gradebook (SQLite) with bulk inserts, then runs both exports 
 memory, and checks that the per-student totals agree. `coursehub export` runs --repeat times (CSV,
 Canvas and xlsx in turn, interleaved) and min/median are printed with the load average. Targets:
 >= 20x, and under 1 s for the CSV at 3,000 x 40 (process start included).
+`--gradebook FILE` measures an nbgrader gradebook of your own (SQLite) instead: it is copied first, so
+neither export can change it.
 If nbgrader takes longer than --nbgrader-timeout seconds, the baseline is also measured at the
 smaller --fallback-students size (200) and the figures say so.
 """
@@ -71,6 +73,26 @@ def build(folder: Path, students: int, assignments: int) -> tuple[str, float]:
     return f"sqlite:///{db}", time.perf_counter() - t0
 
 
+def copied(gradebook: Path, folder: Path) -> tuple[str, str]:
+    """A copy of an existing nbgrader gradebook in `folder`, and what it holds."""
+    import shutil
+    import sqlite3
+
+    if not gradebook.is_file():
+        raise SystemExit(f"--gradebook {gradebook}: no such file")
+    db = folder / "gradebook.db"
+    shutil.copyfile(gradebook, db)
+    try:
+        with sqlite3.connect(db) as conn:
+            students, assignments, submissions = (
+                conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("student", "assignment", "submitted_assignment"))
+    except sqlite3.DatabaseError as e:
+        raise SystemExit(f"--gradebook {gradebook}: not an nbgrader gradebook ({e})") from e
+    return f"sqlite:///{db}", (f"{gradebook}: {students} students x {assignments} assignments, "
+                               f"{submissions} submissions")
+
+
 def run_pair(folder: Path, url: str, timeout: float, ours_only: bool = False):
     ours = timed("coursehub.cli", ["export", "--course-dir", str(folder), "--db", url, "--out",
                                    str(folder / "ours.csv")], folder, timeout)
@@ -97,13 +119,18 @@ def main() -> int:
     ap.add_argument("--fallback-students", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=5, help="runs of each coursehub format (min/median printed)")
     ap.add_argument("--skip-nbgrader", action="store_true", help="only time coursehub export")
+    ap.add_argument("--gradebook", type=Path,
+                    help="an nbgrader gradebook (SQLite file) to export instead of a generated one; a copy is used")
     a = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         folder = Path(tmp)
-        url, build_s = build(folder, a.students, a.assignments)
-        print(f"gradebook: {a.students} students x {a.assignments} assignments "
-              f"({os.path.getsize(folder / 'gradebook.db') / 2**20:.1f} MiB, built in {build_s:.1f} s)")
+        if a.gradebook:
+            url, what = copied(a.gradebook, folder)
+        else:
+            url, build_s = build(folder, a.students, a.assignments)
+            what = f"{a.students} students x {a.assignments} assignments, built in {build_s:.1f} s"
+        print(f"gradebook: {what} ({os.path.getsize(folder / 'gradebook.db') / 2**20:.1f} MiB)")
         print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         walls: dict[str, list[float]] = {"csv": [], "canvas": [], "xlsx": []}
         for _ in range(a.repeat):
@@ -130,7 +157,7 @@ def main() -> int:
             print(f"nbgrader export:  did not finish within {a.nbgrader_timeout:.0f} s "
                   f"(ratio at this size > {a.nbgrader_timeout / ours_s:.0f}x)")
             ok = min(walls["csv"]) < 1
-    if theirs is None and not a.skip_nbgrader and a.fallback_students < a.students:
+    if theirs is None and not a.skip_nbgrader and a.fallback_students < a.students and not a.gradebook:
         with tempfile.TemporaryDirectory(prefix="bench-export-small-") as tmp:
             folder = Path(tmp)
             url, _ = build(folder, a.fallback_students, a.assignments)

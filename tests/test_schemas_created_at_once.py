@@ -8,7 +8,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import traceback
 
-import pytest
 import sqlalchemy as sa
 
 N = 6
@@ -70,45 +69,38 @@ def _count(url: str, sql: str) -> int:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'db.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
-
-def test_a_gradebook_opened_by_several_processes_at_once_is_created_once(url):
-    errors = _at_once([_gradebook, _gradebook_via_autograde_writer] * (N // 2), url)
+def test_a_gradebook_opened_by_several_processes_at_once_is_created_once(db_url):
+    errors = _at_once([_gradebook, _gradebook_via_autograde_writer] * (N // 2), db_url)
     assert not any(errors), "\n\n".join(e for e in errors if e)
-    assert _count(url, "SELECT count(*) FROM alembic_version") == 1
-    assert _count(url, "SELECT count(*) FROM course WHERE id = 'demo-101'") == 1
+    assert _count(db_url, "SELECT count(*) FROM alembic_version") == 1
+    assert _count(db_url, "SELECT count(*) FROM course WHERE id = 'demo-101'") == 1
 
 
-def test_a_course_row_is_added_once_to_a_gradebook_that_lacks_it(url):
+def test_a_course_row_is_added_once_to_a_gradebook_that_lacks_it(db_url):
     from coursehub.grading.gradebook import create_gradebook
 
-    create_gradebook(url)  # the tables, no course row (nbgrader's default when no course is named)
-    errors = _at_once([_gradebook] * N, url)
+    create_gradebook(db_url)  # the tables, no course row (nbgrader's default when no course is named)
+    errors = _at_once([_gradebook] * N, db_url)
     assert not any(errors), "\n\n".join(e for e in errors if e)
-    assert _count(url, "SELECT count(*) FROM course") == 1
+    assert _count(db_url, "SELECT count(*) FROM course") == 1
 
 
-def test_a_new_grading_database_opened_by_several_services_at_once_is_created_once(url):
+def test_a_new_grading_database_opened_by_several_services_at_once_is_created_once(db_url):
     from coursehub.grading import db
 
-    errors = _at_once([_grading_db] * N, url)
+    errors = _at_once([_grading_db] * N, db_url)
     assert not any(errors), "\n\n".join(e for e in errors if e)
-    engine = db.make_engine(url)
+    engine = db.make_engine(db_url)
     try:
         assert db.schema_status(engine).up_to_date
     finally:
         engine.dispose()
-    assert _count(url, "SELECT count(*) FROM alembic_version") == len(db.code_heads())
+    assert _count(db_url, "SELECT count(*) FROM alembic_version") == len(db.code_heads())
 
 
-def test_a_new_lti_store_opened_by_several_processes_at_once_is_migrated_once(url):
+def test_a_new_lti_store_opened_by_several_processes_at_once_is_migrated_once(db_url):
     from coursehub.platform.lti import schema
 
-    errors = _at_once([_lti] * N, url)
+    errors = _at_once([_lti] * N, db_url)
     assert not any(errors), "\n\n".join(e for e in errors if e)
-    assert _count(url, f"SELECT count(*) FROM {schema.VERSION_TABLE}") == 1
+    assert _count(db_url, f"SELECT count(*) FROM {schema.VERSION_TABLE}") == 1

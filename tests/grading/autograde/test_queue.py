@@ -31,8 +31,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def q(queue_url, clock):
-    queue = JobQueue(queue_url, max_attempts=3, backoff_base=0.0, clock=clock)
+def q(db_url, clock):
+    queue = JobQueue(db_url, max_attempts=3, backoff_base=0.0, clock=clock)
     queue.create_tables()
     yield queue
     queue.engine.dispose()
@@ -102,8 +102,8 @@ def test_heartbeat_keeps_the_lease(q, clock):
     assert q.lease("w2", 30) is not None
 
 
-def test_failures_retry_with_backoff_then_dead_letter(queue_url, clock):
-    q = JobQueue(queue_url, max_attempts=2, backoff_base=30, clock=clock)
+def test_failures_retry_with_backoff_then_dead_letter(db_url, clock):
+    q = JobQueue(db_url, max_attempts=2, backoff_base=30, clock=clock)
     q.create_tables()
     jid = q.enqueue("c", "ps1", "crasher")
     other = q.enqueue("c", "ps1", "fine")
@@ -128,8 +128,8 @@ def test_failures_retry_with_backoff_then_dead_letter(queue_url, clock):
     q.engine.dispose()
 
 
-def test_a_worker_dying_on_every_attempt_ends_in_dead_letters(queue_url, clock):
-    q = JobQueue(queue_url, max_attempts=2, backoff_base=0.0, clock=clock)
+def test_a_worker_dying_on_every_attempt_ends_in_dead_letters(db_url, clock):
+    q = JobQueue(db_url, max_attempts=2, backoff_base=0.0, clock=clock)
     q.create_tables()
     jid = q.enqueue("c", "ps1", "killer")
     for _ in range(2):
@@ -152,13 +152,13 @@ def test_regrade_supersedes_waiting_job(q):
     assert q.lease("w", 30).job_id == new
 
 
-def test_a_batch_enqueues_as_the_same_calls_one_by_one_would(queue_url, clock, tmp_path):
+def test_a_batch_enqueues_as_the_same_calls_one_by_one_would(db_url, clock, tmp_path):
     """A collect's batch (one transaction) ends in the same jobs, states and supersessions as one
     `enqueue` per submission: waiting jobs from before are superseded, a running one is not, a
     student twice in the batch keeps only the later job, other assignments are untouched."""
     one_by_one = JobQueue(f"sqlite:///{tmp_path / 'sequential.sqlite'}", clock=clock)
     one_by_one.create_tables()
-    batched = JobQueue(queue_url, clock=clock)
+    batched = JobQueue(db_url, clock=clock)
     batched.create_tables()
     items = [("alice", {"submission_id": 3}), ("bob", {"submission_id": 4}), ("carol", None),
              ("alice", {"submission_id": 5})]

@@ -23,21 +23,14 @@ def _drift(engine: sa.Engine, target: sa.MetaData) -> list:
         return compare_metadata(MigrationContext.configure(conn, opts={"version_table": schema.VERSION_TABLE}), target)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def lti_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'lti.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
-
-def test_a_new_database_is_migrated_to_the_newest_revision_without_drift(lti_url):
-    store = LtiStore(lti_url)
+def test_a_new_database_is_migrated_to_the_newest_revision_without_drift(db_url):
+    store = LtiStore(db_url)
     assert schema.current_revision(store.engine) == schema.code_head()
     assert set(metadata.tables) <= set(sa.inspect(store.engine).get_table_names())
     assert _drift(store.engine, metadata) == []  # the migrations make exactly the tables the code writes
     store.issue_nonce("n-1", ttl=60)  # the store works on the migrated tables
     assert store.consume_nonce("n-1") and not store.consume_nonce("n-1")
-    LtiStore(lti_url)  # opening it again (a restart) changes nothing
+    LtiStore(db_url)  # opening it again (a restart) changes nothing
     assert schema.current_revision(store.engine) == schema.code_head()
 
 
@@ -55,15 +48,15 @@ def test_the_baseline_revision_is_what_create_all_made(tmp_path):
     engine.dispose()
 
 
-def test_an_install_from_before_migrations_is_adopted_and_keeps_its_rows(lti_url):
-    engine = sa.create_engine(lti_url)
+def test_an_install_from_before_migrations_is_adopted_and_keeps_its_rows(db_url):
+    engine = sa.create_engine(db_url)
     older = [t for t in metadata.sorted_tables if t.name != "coursehub_lti_registration_states"]
     metadata.create_all(engine, tables=older)  # as create_all made it, one version back
     with engine.begin() as conn:
         conn.execute(sa.insert(identities).values(issuer="https://lms.example", subject="s-1", username="alice",
                                                   display_name="Alice", email="", updated_at=time.time()))
     engine.dispose()
-    store = LtiStore(lti_url)
+    store = LtiStore(db_url)
     assert schema.current_revision(store.engine) == schema.code_head()
     assert _drift(store.engine, metadata) == []
     with store.engine.connect() as conn:

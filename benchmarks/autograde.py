@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the sample course lives with the tests (tests/support)
 
 from support import samples  # noqa: E402
+from support.venv import venv_env  # noqa: E402
 
 
 def _memory(p: psutil.Process) -> int:
@@ -51,7 +52,7 @@ def _memory(p: psutil.Process) -> int:
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess, float | None]:
     """Wall time, peak summed PSS of the command's whole process tree, and when the first sandbox
     (a bwrap process) appeared in that tree (None: never)."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = venv_env()
     t0 = time.monotonic()
     proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0

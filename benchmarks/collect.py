@@ -47,7 +47,7 @@ def main() -> int:
     p.add_argument("--profile", type=Path, help="write a cProfile of our last collect run (client side) here")
     p.add_argument("--spy", type=Path, help="py-spy record the grading service during our last run (svg here)")
     args = p.parse_args()
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    os.environ["PATH"] = ec.venv_path()
     students = [f"st{i:04d}" for i in range(args.n)]
     data = {s: ec.student_files(s, args.notebooks) for s in students}
     per_student = data[students[0]]

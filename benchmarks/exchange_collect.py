@@ -35,6 +35,7 @@ from support.exchange import COURSE, make_courses  # noqa: E402
 from support.fakehub import FakeHub, save  # noqa: E402
 from support.grading import running_service  # noqa: E402
 from support.net import wait_until  # noqa: E402
+from support.venv import venv_path  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from coursehub.grading.archive import pack  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> int:
                    help="a folder of notebooks every student submits, one answer cell of theirs added "
                         "(default: the demo course's ps1)")
     args = p.parse_args()
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    os.environ["PATH"] = venv_path()
     students = [f"st{i:04d}" for i in range(args.n)]
     data = {s: student_files(s, args.notebooks) for s in students}
 

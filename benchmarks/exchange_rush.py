@@ -44,6 +44,7 @@ from support.fakehub import FakeHub, save  # noqa: E402
 from support.grading import running_service  # noqa: E402
 from support.net import wait_until  # noqa: E402
 from support.pg import pg_cluster  # noqa: E402
+from support.venv import venv_path  # noqa: E402
 
 from coursehub.grading.archive import pack  # noqa: E402
 from coursehub.grading.models import Submission  # noqa: E402
@@ -179,7 +180,7 @@ def main() -> int:
     p.add_argument("--sqlite", action="store_true", help="use SQLite instead of PostgreSQL")
     args = p.parse_args()
     random.seed(4)
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    os.environ["PATH"] = venv_path()
 
     with tempfile.TemporaryDirectory(prefix="rush-") as tmpdir:
         tmp = Path(tmpdir)

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # support.synthetic_gradebook
+from support.venv import venv_env  # noqa: E402
+
 # Peak memory from /proc/self/status VmHWM: the high-water mark of this process's own memory map.
 # (ru_maxrss is not used: Linux carries the parent's high-water mark across fork/vfork + exec.)
 WRAP = """
@@ -51,7 +52,7 @@ def timed(module: str, args: list[str], cwd: Path, timeout: float) -> tuple[floa
     """Wall seconds, CPU seconds and peak RSS (MiB) of `python -m module args` in a fresh process.
 
     CPU time is printed too: on a shared machine the wall time also counts waiting for a core."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = venv_env()
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", WRAP, module, *args], cwd=cwd, env=env,

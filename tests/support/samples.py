@@ -8,7 +8,6 @@ other assignment (`any_assignment_variants`), answers come from its source versi
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+
+from support.venv import venv_env
 
 Notebooks = dict[str, nbformat.NotebookNode]
 
@@ -38,7 +39,7 @@ def make_course(root: Path, source: Path, assignment: str = "ps1", course_id: st
 
 def generate_assignment(course: Path, assignment: str = "ps1") -> None:
     """`nbgrader generate_assignment` in a course folder: its gradebook and release version."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = venv_env()
     done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--log-level=ERROR"],
                           cwd=course, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -241,7 +242,7 @@ def gradebook_snapshot(db_url: str, course_id: str, assignment: str = "ps1") -> 
 
 def run_nbgrader_autograde(course: Path, assignment: str = "ps1") -> subprocess.CompletedProcess:
     """The upstream baseline: `nbgrader autograde` on a course folder."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = venv_env()
     return subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--log-level=ERROR"],
                           cwd=course, env=env, capture_output=True, text=True)
 

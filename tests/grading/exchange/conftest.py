@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from support.exchange import MEMBERS, Backend, CoursehubBackend, FilesystemBackend, make_courses
 from support.fakehub import FakeHub
 from support.grading import GradingService, running_service
+from support.venv import venv_path
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def tokens(fakehub: FakeHub) -> dict[str, str]:
 
 
 # nbgrader's gradebook runs the `alembic` command: the virtualenv's bin must be on PATH.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+os.environ["PATH"] = venv_path()
 
 LIMITS = {"max_file_bytes": 300_000, "max_submission_bytes": 600_000}
 

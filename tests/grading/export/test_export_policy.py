@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support.synthetic_gradebook import StudentRow, build_gradebook
+from support.venv import venv_env
 
 from coursehub.cli import main
 from coursehub.grading.export import load_grades, wide_table, writers
@@ -23,7 +24,7 @@ UTC = dt.UTC
 
 def _nbgrader_export(tmp_path: Path, db_url: str) -> pd.DataFrame:
     out = tmp_path / "nbgrader.csv"
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    env = venv_env()
     subprocess.run([os.path.join(os.path.dirname(sys.executable), "nbgrader"), "export", f"--db={db_url}",
                     f"--to={out}"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
     return pd.read_csv(out, dtype={"student_id": str})

@@ -30,6 +30,7 @@ from support.exchange import make_notebook, write_course
 from support.fakehub import FakeHub
 from support.grading import GradingService, running_service
 from support.net import free_port, wait_until
+from support.venv import venv_path
 
 from coursehub.grading.archive import pack
 from coursehub.grading.exchange import FACTORY_CLASSES
@@ -40,7 +41,7 @@ def browser(fn):  # noqa: ANN001, ANN201 - a real chromium test
     skip = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium (./scripts/setup --test)")
     return pytest.mark.browser(skip(fn))
 # nbgrader's gradebook runs the `alembic` command: the virtualenv's bin must be on PATH.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+os.environ["PATH"] = venv_path()
 
 
 @dataclass

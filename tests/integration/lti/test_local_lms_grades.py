@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from fakelms.client import local_lms_launch
 from support.browser import axe_problems, browser_page, chromium_available, screenshot
 from support.hub import running_hub
 from support.net import wait_until
+from support.venv import venv_env
 
 from coursehub.grading.archive import pack
 from coursehub.paths import SOURCE_ROOT
@@ -72,7 +72,7 @@ def test_grade_goes_round_trip_through_the_local_lms(tmp_path):
         # the instructor generates and releases ps1 (what the formgrader's buttons do)
         course_dir = hub.state_dir / "course-dirs" / COURSE
         wait_until(lambda: (course_dir / "source" / ASSIGNMENT).is_dir(), timeout=60, what="course directory")
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        env = venv_env()
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--log-level=ERROR"],
                        cwd=course_dir, env=env, check=True, capture_output=True)
         release = {p.name: p.read_bytes() for p in sorted((course_dir / "release" / ASSIGNMENT).glob("*.ipynb"))}

@@ -16,9 +16,10 @@ import json
 import os
 import tarfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .ids import BadId, check_relpath
 
@@ -182,16 +183,21 @@ def write_files(dest: Path, files: dict[str, bytes], *, only_missing: bool = Fal
 
 
 _validators: dict[int, object] = {}
+_UNPARSED = object()
 
 
-def validate_notebook(name: str, content: bytes) -> None:
-    """Refuse anything that is not a valid nbformat-4 notebook (nbformat's JSON schema)."""
+def validate_notebook(name: str, content: bytes, parsed: Any = _UNPARSED) -> None:
+    """Refuse anything that is not a valid nbformat-4 notebook (nbformat's JSON schema).
+    `parsed`: `content` already parsed by the caller (not parsed twice)."""
     from nbformat.validator import get_validator
 
-    try:
-        nb = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ArchiveError(f"{name!r} is not a notebook: not valid JSON ({e})") from None
+    if parsed is not _UNPARSED:
+        nb = parsed
+    else:
+        try:
+            nb = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ArchiveError(f"{name!r} is not a notebook: not valid JSON ({e})") from None
     if not isinstance(nb, dict) or nb.get("nbformat") != 4:
         raise ArchiveError(f"{name!r} is not a version 4 notebook (nbformat 4 is required)")
     minor = nb.get("nbformat_minor")
@@ -211,12 +217,14 @@ def validate_notebook(name: str, content: bytes) -> None:
         raise ArchiveError(f"{name!r} is not a valid notebook: {message}") from None
 
 
-def validate_notebooks(files: dict[str, bytes]) -> list[str]:
-    """Validate every .ipynb in `files`; returns the notebook ids (top-level notebooks, no suffix)."""
+def validate_notebooks(files: dict[str, bytes], parsed: Mapping[str, Any] | None = None) -> list[str]:
+    """Validate every .ipynb in `files`; returns the notebook ids (top-level notebooks, no suffix).
+    `parsed`: notebooks the caller has already parsed, by name."""
     ids = []
+    parsed = parsed or {}
     for name, content in files.items():
         if name.endswith(".ipynb"):
-            validate_notebook(name, content)
+            validate_notebook(name, content, parsed.get(name, _UNPARSED))
             if "/" not in name:
                 ids.append(name[: -len(".ipynb")])
     return sorted(ids)

@@ -53,8 +53,9 @@ class BlobStore:
         (self.root / "blobs").mkdir(exist_ok=True)
         self._resolved_root = self.root.resolve()  # once, not per read of a collection
 
-    def put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar") -> Blob:
-        """Store `data` durably and return its Blob; the caller commits the row that refers to it."""
+    def put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar", sha256: str | None = None) -> Blob:
+        """Store `data` durably and return its Blob; the caller commits the row that refers to it.
+        `sha256`: the caller's digest of `data` where it has one (a wrong one makes reads fail, never pass)."""
         check_course_id(course_id)
         if kind not in KINDS:
             raise ValueError(f"unknown blob kind {kind!r}")
@@ -83,7 +84,7 @@ class BlobStore:
                 raise StoreFull(e.errno, "the submission store is full") from None
             raise
         metrics.STORE_FULL.set(0)  # space is back (or never ran out)
-        return Blob(str(rel), len(data), hashlib.sha256(data).hexdigest())
+        return Blob(str(rel), len(data), sha256 or hashlib.sha256(data).hexdigest())
 
     @staticmethod
     def write_chunk(fd: int, data: memoryview) -> int:

@@ -215,9 +215,10 @@ class ExchangeCore:
         upload_id = upload_id or uuid.uuid4().hex
         if not (0 < len(upload_id) <= 64 and upload_id.isascii() and upload_id.replace("-", "").isalnum()):
             raise ServiceError(400, "invalid upload id (letters, digits and '-', at most 64)")
-        with self._session() as s:
+        with self._session() as s:  # one read transaction: the release, and a retry of this upload
             if self._active_release(s, course_id, assignment_id) is None:
                 raise ServiceError(404, f"The assignment {assignment_id!r} of {course_id!r} is not released.")
+            existing = self._by_upload(s, course_id, caller.name, upload_id)
         files = self._read(data)
         # What the service writes itself is never taken from the client.
         for reserved in ("timestamp.txt", "submission_secret.txt", envparity.RECORD_FILE):
@@ -225,11 +226,9 @@ class ExchangeCore:
         notebooks = self._notebooks(files)
         packed = pack(files)
         digest = hashlib.sha256(packed).hexdigest()
-        with self._session() as s:
-            existing = self._by_upload(s, course_id, caller.name, upload_id)
-            if existing is not None:
-                return self._duplicate(existing, assignment_id, digest)
-        blob = self._put(course_id, "submission", packed)
+        if existing is not None:
+            return self._duplicate(existing, assignment_id, digest)
+        blob = self._put(course_id, "submission", packed, sha256=digest)
         now = self.clock()
         due = course.due_for(assignment_id, caller.name)
         grace = dt.timedelta(minutes=course.late_policy.grace_minutes)
@@ -521,9 +520,9 @@ class ExchangeCore:
                 self.store.delete(blob_path)
             raise
 
-    def _put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar") -> Blob:
+    def _put(self, course_id: str, kind: str, data: bytes, suffix: str = ".tar", sha256: str | None = None) -> Blob:
         try:
-            return self.store.put(course_id, kind, data, suffix=suffix)
+            return self.store.put(course_id, kind, data, suffix=suffix, sha256=sha256)
         except StoreFull:
             log.error("the submission store at %s is full: uploads are refused until space is freed",
                       self.store.root)
@@ -538,11 +537,9 @@ class ExchangeCore:
 
     @staticmethod
     def _notebooks(files: dict[str, bytes]) -> list[str]:
-        for name, content in files.items():
-            if name.endswith(".ipynb"):
-                check_notebook(name, content)
+        parsed = {name: check_notebook(name, content) for name, content in files.items() if name.endswith(".ipynb")}
         try:
-            return validate_notebooks(files)
+            return validate_notebooks(files, parsed)
         except ArchiveError as e:
             raise ServiceError(e.status, bounded(e, 500)) from None
         except (ValueError, RecursionError, TypeError) as e:  # a validator tripped on the shape

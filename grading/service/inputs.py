@@ -83,9 +83,9 @@ def check_json_text(what: str, content: bytes) -> Any:
     return value
 
 
-def check_notebook(name: str, content: bytes) -> None:
+def check_notebook(name: str, content: bytes) -> dict:
     """The shape nbformat's validator relies on, checked before it runs (it raises, not refuses,
-    on some wrong types, and caches one validator per minor version)."""
+    on some wrong types, and caches one validator per minor version). Returns the parsed notebook."""
     what = bounded(name, 120)
     nb = check_json_text(what, content)
     if not isinstance(nb, dict):
@@ -98,6 +98,7 @@ def check_notebook(name: str, content: bytes) -> None:
     for key, kind, label in (("cells", list, "a list"), ("metadata", dict, "an object")):
         if not isinstance(nb.get(key), kind):
             raise ServiceError(422, f"{what} is not a valid notebook: {key!r} must be {label}")
+    return nb
 
 
 def parse_body(content: bytes, what: str = "the request body") -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import os
 import subprocess
@@ -91,6 +92,18 @@ def test_blob_store_is_atomic_and_checksummed(tmp_path):
         store.put("../x", "submission", b"")
     with pytest.raises(ValueError):
         store.path("../../etc/passwd")
+
+
+def test_a_blob_stored_with_the_callers_digest_is_verified_against_it(tmp_path):
+    """The service hashes an upload once and hands the digest to the store: the right digest is
+    kept, a wrong one can only make the blob's reads fail, never pass other bytes."""
+    store = BlobStore(tmp_path)
+    right = hashlib.sha256(b"hello").hexdigest()
+    blob = store.put(COURSE, "submission", b"hello", sha256=right)
+    assert blob.sha256 == right and store.read(blob.path, blob.sha256) == b"hello"
+    wrong = store.put(COURSE, "submission", b"hello", sha256=hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(CorruptBlob):
+        store.read(wrong.path, wrong.sha256)
 
 
 def test_empty_database_is_created_and_old_schema_refused(tmp_path):

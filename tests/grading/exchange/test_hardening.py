@@ -284,7 +284,10 @@ def test_locked_database_is_503_with_retry_after(svc, tokens, aid, monkeypatch):
     def _wal(conn, _record):
         conn.execute("PRAGMA busy_timeout=200")
 
-    monkeypatch.setattr(svc.core, "sessions", sessionmaker(engine, expire_on_commit=False))
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    monkeypatch.setattr(svc.core, "sessions", sessions)
+    if svc.core.committer is not None:  # submissions' rows are written by the group committer's own sessions
+        monkeypatch.setattr(svc.core.committer, "sessions", sessions)
     locker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
     try:

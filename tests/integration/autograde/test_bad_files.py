@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from support import samples
+from support.venv import venv_env
 
 from coursehub.grading.sandbox.cleanup import remove_tree
 
@@ -49,7 +50,7 @@ def test_bad_files_get_their_own_status_and_the_run_goes_on(course):
     (linked / "data.txt").symlink_to("/etc/hostname")
     samples.write_submission(course, "good2", good())
 
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     run = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course),
                           "--workers", "2", "--no-progress"], env=env, capture_output=True, text=True)
     out = run.stdout

@@ -9,7 +9,6 @@ fails as it would for the student; the dataset is readable and never writable.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import nbformat
 import pytest
 from support import samples
 from support.course_env import ENV_COURSE, ENV_EXTRA, ENV_VENV_ONLY
+from support.venv import venv_env
 
 from coursehub.grading import envparity
 from coursehub.platform import environments as envs
@@ -68,7 +68,7 @@ def _nbgrader_course(root: Path, env: Path) -> Path:
 
 
 def _autograde(course: Path, settings: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     return subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course),
                            "--settings", str(settings), "--workers", "1", "--no-progress", "--force", *extra],
                           env=env, capture_output=True, text=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 
 import nbformat
 from support import samples
+from support.venv import venv_env
 
 #: the issue's set; "partly" also prints to stderr (0 for that test in nbgrader) and is submitted late
 VARIANTS = ["correct", "partly", "wrong", "erroring", "empty", "edited_tests", "deleted_grade_cells"]
@@ -26,7 +26,7 @@ def test_cell_by_cell_equal_to_nbgrader(course_copy):
 
     proc = samples.run_nbgrader_autograde(upstream)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     mine = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
                            "--workers", "2", "--no-progress"], env=env, capture_output=True, text=True)
     assert mine.returncode == 0, mine.stdout + mine.stderr
@@ -56,7 +56,7 @@ def test_regrade_skips_then_force_regrades(course_copy):
     samples.write_submission(course, "alice", samples.correct(samples.released(course)))
     cmd = [sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(course), "--no-progress",
            "--workers", "1"]
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     assert not NbgraderCourse(course).already_graded("alice", "ps1")
     assert subprocess.run(cmd, env=env, capture_output=True, text=True).returncode == 0
     assert NbgraderCourse(course).already_graded("alice", "ps1")  # a plain rerun skips it, as nbgrader does
@@ -97,7 +97,7 @@ def test_same_scores_under_load(course_copy):
     proc = samples.run_nbgrader_autograde(upstream)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     with cpu_hogs(4):
         mine = subprocess.run([sys.executable, "-m", "coursehub.cli", "autograde", "ps1", "--course-dir", str(ours),
                                "--workers", "2", "--no-progress"], env=env, capture_output=True, text=True)
@@ -111,7 +111,7 @@ def test_same_scores_under_load(course_copy):
 def test_nbgraders_quickstart_course_cell_by_cell_equal_to_nbgrader(tmp_path):
     """Another course than ours (issue 17 measures on it): nbgrader's quickstart, its header
     notebook and image included; submissions made from its source version's answers."""
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    env = venv_env()
     made = subprocess.run([sys.executable, "-m", "nbgrader", "quickstart", "course101"], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-3000:]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import io
-import json
 import os
 import tarfile
 import zlib
@@ -183,21 +182,13 @@ def write_files(dest: Path, files: dict[str, bytes], *, only_missing: bool = Fal
 
 
 _validators: dict[int, object] = {}
-_UNPARSED = object()
 
 
-def validate_notebook(name: str, content: bytes, parsed: Any = _UNPARSED) -> None:
-    """Refuse anything that is not a valid nbformat-4 notebook (nbformat's JSON schema).
-    `parsed`: `content` already parsed by the caller (not parsed twice)."""
+def validate_notebook(name: str, nb: Any) -> None:
+    """Refuse anything that is not a valid nbformat-4 notebook (nbformat's JSON schema); `nb` is
+    the parsed JSON (the caller parses it once, with its own bounds)."""
     from nbformat.validator import get_validator
 
-    if parsed is not _UNPARSED:
-        nb = parsed
-    else:
-        try:
-            nb = json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ArchiveError(f"{name!r} is not a notebook: not valid JSON ({e})") from None
     if not isinstance(nb, dict) or nb.get("nbformat") != 4:
         raise ArchiveError(f"{name!r} is not a version 4 notebook (nbformat 4 is required)")
     minor = nb.get("nbformat_minor")
@@ -217,14 +208,12 @@ def validate_notebook(name: str, content: bytes, parsed: Any = _UNPARSED) -> Non
         raise ArchiveError(f"{name!r} is not a valid notebook: {message}") from None
 
 
-def validate_notebooks(files: dict[str, bytes], parsed: Mapping[str, Any] | None = None) -> list[str]:
-    """Validate every .ipynb in `files`; returns the notebook ids (top-level notebooks, no suffix).
-    `parsed`: notebooks the caller has already parsed, by name."""
+def validate_notebooks(notebooks: Mapping[str, Any]) -> list[str]:
+    """Validate parsed notebooks (by relative path); returns the notebook ids (top-level notebooks,
+    no suffix)."""
     ids = []
-    parsed = parsed or {}
-    for name, content in files.items():
-        if name.endswith(".ipynb"):
-            validate_notebook(name, content, parsed.get(name, _UNPARSED))
-            if "/" not in name:
-                ids.append(name[: -len(".ipynb")])
+    for name, nb in notebooks.items():
+        validate_notebook(name, nb)
+        if "/" not in name:
+            ids.append(name[: -len(".ipynb")])
     return sorted(ids)

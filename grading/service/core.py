@@ -539,7 +539,7 @@ class ExchangeCore:
     def _notebooks(files: dict[str, bytes]) -> list[str]:
         parsed = {name: check_notebook(name, content) for name, content in files.items() if name.endswith(".ipynb")}
         try:
-            return validate_notebooks(files, parsed)
+            return validate_notebooks(parsed)
         except ArchiveError as e:
             raise ServiceError(e.status, bounded(e, 500)) from None
         except (ValueError, RecursionError, TypeError) as e:  # a validator tripped on the shape

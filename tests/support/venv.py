@@ -12,6 +12,6 @@ def venv_path() -> str:
     return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
-def venv_env(**extra: str) -> dict[str, str]:
-    """This process's environment with `venv_path()` as PATH, plus `extra`."""
-    return {**os.environ, "PATH": venv_path(), **extra}
+def venv_env() -> dict[str, str]:
+    """This process's environment with `venv_path()` as PATH."""
+    return {**os.environ, "PATH": venv_path()}

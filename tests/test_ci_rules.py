@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ TESTS = Path(__file__).resolve().parent
 def _pytest(tmp_path: Path, env_ci: str | None, *args: str) -> subprocess.CompletedProcess:
     import os
 
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    # not this run's own CI flag, account prefix or pytest-xdist worker identity
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CI", "COURSEHUB_UNIX_USER_PREFIX") and not k.startswith("PYTEST_XDIST")}
     if env_ci is not None:
         env["CI"] = env_ci
     env["PYTHONPATH"] = str(TESTS)  # the copied conftest.py loads tests/support/fixtures.py
@@ -47,3 +50,22 @@ def test_a_skip_fails_under_ci(tmp_path: Path) -> None:
     assert "2 passed" in r.stdout and "1 failed" in r.stdout, r.stdout
     r = _pytest(tmp_path, None, "-p", "no:asyncio")
     assert r.returncode == 0, r.stdout
+
+
+def test_each_parallel_worker_has_its_own_account_prefix(tmp_path: Path) -> None:
+    """scripts/test runs pytest-xdist workers side by side; each removes its test accounts when it ends,
+    so a shared prefix would delete the Unix accounts another worker's hub is still using."""
+    (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / f"test_{name}.py").write_text(
+            "import os, pathlib, time\n\n"
+            f"def test_{name}():\n"
+            "    time.sleep(0.5)  # both workers are up: each gets one file\n"
+            f"    pathlib.Path({str(seen)!r}, '{name}').write_text(os.environ['COURSEHUB_UNIX_USER_PREFIX'])\n")
+    r = _pytest(tmp_path, None, "-p", "no:asyncio", "-n", "2", "--dist", "loadfile")
+    assert r.returncode == 0, r.stdout + r.stderr
+    prefixes = {p.read_text() for p in seen.iterdir()}
+    assert prefixes == {"chtestgw0-", "chtestgw1-"}, prefixes
+    assert all(re.fullmatch(r"chtest[a-z0-9]*-", p) for p in prefixes)  # what sessionfinish may remove

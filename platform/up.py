@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"coursehub: isolation of user servers: {isolation.describe(mode)}", file=sys.stderr, flush=True)
     proctree.become_subreaper()
     env = {**os.environ, "COURSEHUB_SETTINGS": str(settings.source), isolation.MODE_ENV: mode}
-    cmd = [sys.executable, "-m", "jupyterhub", "-f", str(CONFIG_FILE)]
+    cmd = [sys.executable, "-m", "coursehub.platform.run_hub", "-f", str(CONFIG_FILE)]
     # The hub runs in its own session so that one Ctrl-C reaches it once, through us; a terminal
     # closing (SIGHUP) or a process manager (SIGTERM) must stop it the same way, never orphan it.
     for sig in (signal.SIGTERM, signal.SIGHUP):

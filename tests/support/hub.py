@@ -143,7 +143,7 @@ def running_hub(tmp_path: Path, settings: dict | None = None, timeout: float = 9
     url = f"http://127.0.0.1:{data['hub']['port']}"
     with open(log_file, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+            [sys.executable, "-m", "coursehub.platform.run_hub", "-f", str(config)],
             cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     hub = Hub(url, token, settings_file, state, log_file, proc, data)

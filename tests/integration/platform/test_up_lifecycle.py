@@ -93,7 +93,7 @@ def test_a_hung_hub_still_leaves_no_process_behind_and_up_runs_again(tmp_path, e
         cmdlines = " ".join(cmdline(p) for p in procs)
         for part in ("configurable-http-proxy", "coursehub.grading.service", "jupyterhub-singleuser"):
             assert part in cmdlines, part
-        hub = next(p for p in procs if "-m jupyterhub -f" in cmdline(p))
+        hub = next(p for p in procs if "-m coursehub.platform.run_hub -f" in cmdline(p))
         hub.send_signal(signal.SIGSTOP)  # a hub that never finishes its clean-up
         proc.send_signal(signal.SIGTERM)  # a process manager stops `coursehub up`
         proc.wait(120)

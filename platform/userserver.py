@@ -1,7 +1,8 @@
-"""The local user server's entry point: `jupyterhub-singleuser`, without start-up work nobody waits for.
+"""The user server's entry point: `jupyterhub-singleuser`, without start-up work nobody waits for.
 
 The local spawner runs `<env>/bin/python -c LAUNCH <env>/bin/jupyterhub-singleuser ARGS` instead
-of `<env>/bin/jupyterhub-singleuser ARGS` (same interpreter, same arguments, same server). On 2
+of `<env>/bin/jupyterhub-singleuser ARGS` (same interpreter, same arguments, same server); on
+Kubernetes a user pod runs `python3 -c POD_LAUNCH jupyterhub-singleuser ARGS`. On 2
 cores half of a server's start, 1.2 of 2.5 s to listening, went to two things done at import time
 that no launch needs:
 
@@ -40,10 +41,31 @@ LAUNCH = (
     "from coursehub.platform.userserver import main; sys.exit(main())"
 )
 
+#: The same on Kubernetes, where the pod's command is the image's: `python3` on the image's PATH runs
+#: `main()` here with `jupyterhub-singleuser ARGS` as its argv. In an image whose python3 cannot
+#: import coursehub it execs `jupyterhub-singleuser ARGS` itself, as if nothing had been changed.
+POD_LAUNCH = (
+    "import os, sys; sys.path[:1] = [p for p in sys.path[:1] if p]; del sys.argv[0]\n"
+    "try:\n"
+    "    from coursehub.platform.userserver import main\n"
+    "except ImportError:\n"
+    "    os.execvp(sys.argv[0], sys.argv)\n"
+    "sys.exit(main())"
+)
+
+
 def command(python: str, script: str, args: list[str]) -> list[str]:
     """The user server's command line: `script` (the environment's `jupyterhub-singleuser`) with the
     server's `args`, run by the same environment's `python` through `main()` here."""
     return [python, "-c", LAUNCH, script, *args]
+
+
+def pod_command(configured: list[str]) -> list[str]:
+    """A user pod's command: `jupyterhub-singleuser ...` (z2jh's `singleuser.cmd`) through `main()`
+    here; any other command as it is."""
+    if configured and configured[0].rsplit("/", 1)[-1] == "jupyterhub-singleuser":
+        return ["python3", "-c", POD_LAUNCH, *configured]
+    return list(configured)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Dict, Unicode, default
 
+from coursehub.platform import userserver
 from coursehub.platform.groups import is_staff
 from coursehub.platform.spawner import CourseMembership
 
@@ -117,6 +118,18 @@ class CourseKubeSpawner(CourseMembership, KubeSpawner):
             self.volume_mounts = {**self.volume_mounts, name: mount}
         else:
             self.volume_mounts = [*self.volume_mounts, mount]
+
+    # ---- the server's command --------------------------------------------------------------
+
+    async def get_pod_manifest(self) -> Any:
+        """The pod runs `jupyterhub-singleuser` through coursehub's entry point (userserver.py), which
+        skips import-time work nobody waits for, as the local spawner does."""
+        original = list(self.cmd or [])
+        self.cmd = userserver.pod_command(original)
+        try:
+            return await super().get_pod_manifest()
+        finally:
+            self.cmd = original
 
     # ---- staff or student (CourseMembership) --------------------------------------------------
 

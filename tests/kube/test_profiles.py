@@ -194,3 +194,23 @@ async def test_dict_form_profile_list_is_filtered_too(kubeconfig, two_courses):
     c.KubeSpawner.profile_list = {p["slug"]: p for p in course_profile_list(two_courses)}
     spawner = CourseKubeSpawner(config=c, user=make_user("fay", ["course:ml-300:student"]), _mock=True)
     assert [p["slug"] for p in spawner.profile_list(spawner)] == ["ml-300"]
+
+
+@pytest.mark.parametrize(("cmd", "through_coursehub"), [
+    (["jupyterhub-singleuser"], True),  # z2jh's singleuser.cmd
+    (["/opt/conda/bin/jupyterhub-singleuser", "--debug"], True),
+    (["start-singleuser.sh"], False),  # an operator's own command runs as it is
+])
+async def test_the_pod_runs_the_server_through_coursehubs_entry_point(kubeconfig, demo_catalog, cmd,
+                                                                    through_coursehub):
+    from coursehub.platform import userserver
+
+    user = make_user("alice", ["course:demo-101:student"])
+    spawner = make_spawner(demo_catalog, user)
+    spawner.cmd = cmd
+    spawner.user_options = {"profile": "demo-101"}
+    await spawner.load_user_options()
+    pod = manifest_dict(await spawner.get_pod_manifest())
+    launch = ["python3", "-c", userserver.POD_LAUNCH] if through_coursehub else []
+    assert pod["spec"]["containers"][0]["args"] == [*launch, *cmd, *spawner.get_args()]
+    assert spawner.cmd == cmd  # the configured command itself is unchanged

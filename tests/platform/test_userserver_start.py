@@ -141,15 +141,17 @@ def test_the_launch_never_imports_from_the_users_home(tmp_path):
     assert out.stdout.strip()  # the version of the server
 
 
-def test_the_server_gets_the_arguments_the_script_would():
-    """sys.argv as when `jupyterhub-singleuser` runs: [the script, *its arguments]."""
+@pytest.mark.parametrize(("launch", "script"), [("LAUNCH", "/env/bin/jupyterhub-singleuser"),
+                                               ("POD_LAUNCH", "jupyterhub-singleuser")])
+def test_the_server_gets_the_arguments_the_script_would(launch, script):
+    """sys.argv as when `jupyterhub-singleuser` runs: [the script, *its arguments] (local and pod)."""
     out = _run("import sys\n"
                "from coursehub.platform import userserver\n"
                "userserver.main = lambda: print(sys.argv)\n"
-               "sys.argv = ['-c', '/env/bin/jupyterhub-singleuser', '--debug', '--x=1']\n"
-               "exec(userserver.LAUNCH)\n")
+               f"sys.argv = ['-c', {script!r}, '--debug', '--x=1']\n"
+               f"exec(userserver.{launch})\n")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['/env/bin/jupyterhub-singleuser', '--debug', '--x=1']"
+    assert out.stdout.strip() == f"[{script!r}, '--debug', '--x=1']"
 
 
 def test_collector_paused_turns_collection_off_inside_and_freezes_what_was_made():
@@ -248,3 +250,12 @@ async def test_a_server_that_exits_while_starting_fails_the_start(tmp_path):
 async def test_without_a_process_the_hub_decides(tmp_path):
     sp = spawner(tmp_path)  # e.g. a subclass that starts servers elsewhere
     await asyncio.wait_for(sp._until_listening("127.0.0.1", 9), 5)
+
+
+def test_a_pod_whose_python_lacks_coursehub_runs_the_plain_command():
+    """POD_LAUNCH in an image where python3 cannot import coursehub (here: no site-packages) execs
+    the configured command with its arguments instead of failing the server's start."""
+    out = subprocess.run([sys.executable, "-S", "-c", userserver.POD_LAUNCH, "echo", "plain", "--debug"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "plain --debug"

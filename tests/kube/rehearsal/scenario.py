@@ -250,6 +250,8 @@ def main(workdir: Path) -> int:
         stud_pod, stud_env, stud_url, stud = server_of(kubelet, store, "stud")
         prof_pod, prof_env, prof_url, prof = server_of(kubelet, store, "prof")
         report.fact("user_env", {k: v for k, v in prof_env.items() if k.startswith("COURSEHUB_")})
+        report.fact("server_commands", [kubelet.pods[(NS, p["metadata"]["name"])].command[:4]
+                                        for p in (stud_pod, prof_pod)])
         report.fact("instructor_mounts", [m["mountPath"] for m in prof_pod["spec"]["containers"][0]["volumeMounts"]])
         report.fact("student_mounts", [m["mountPath"] for m in stud_pod["spec"]["containers"][0]["volumeMounts"]])
         with report.step("release"):

@@ -157,8 +157,12 @@ def test_hub_grading_service_and_worker_start_from_the_rendered_deployments(rehe
 
 
 def test_student_and_instructor_servers_spawn(rehearsal):
+    from coursehub.platform.userserver import POD_LAUNCH
+
     step(rehearsal, "spawn student")  # break: mem_guarantee 512Mi (TraitError on every spawn)
     step(rehearsal, "spawn instructor")
+    # both servers started through coursehub's entry point (userserver.py), as the local spawner's do
+    assert rehearsal["facts"]["server_commands"] == [["python3", "-c", POD_LAUNCH, "jupyterhub-singleuser"]] * 2
 
 
 def test_user_servers_reach_the_grading_service_with_its_prefix(rehearsal):

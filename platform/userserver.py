@@ -36,16 +36,14 @@ from coursehub.startup import collector_paused
 #: arguments. `-c` puts the working folder (the user's home) first on sys.path; it is taken off
 #: before anything is imported, so a file in the home cannot stand in for coursehub, jupyterhub or
 #: the standard library.
-LAUNCH = (
-    "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; del sys.argv[0]; "
-    "from coursehub.platform.userserver import main; sys.exit(main())"
-)
+_ARGV_AND_PATH = "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; del sys.argv[0]\n"
+LAUNCH = _ARGV_AND_PATH + "from coursehub.platform.userserver import main; sys.exit(main())"
 
 #: The same on Kubernetes, where the pod's command is the image's: `python3` on the image's PATH runs
 #: `main()` here with `jupyterhub-singleuser ARGS` as its argv. In an image whose python3 cannot
 #: import coursehub it execs `jupyterhub-singleuser ARGS` itself, as if nothing had been changed.
-POD_LAUNCH = (
-    "import os, sys; sys.path[:1] = [p for p in sys.path[:1] if p]; del sys.argv[0]\n"
+POD_LAUNCH = _ARGV_AND_PATH + (
+    "import os\n"
     "try:\n"
     "    from coursehub.platform.userserver import main\n"
     "except ImportError:\n"

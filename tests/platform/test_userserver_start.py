@@ -126,15 +126,18 @@ def test_jupyterlab_is_imported_without_asking_yarn_and_builds_still_do():
     assert out.stdout.strip() == "ok"
 
 
-def test_the_launch_never_imports_from_the_users_home(tmp_path):
+@pytest.mark.parametrize("pod", [False, True])
+def test_the_launch_never_imports_from_the_users_home(tmp_path, pod):
     """A student's home is the server's working folder: files there named like coursehub, jupyterhub
-    or a standard-library module must not replace them in their server."""
+    or a standard-library module must not replace them in their server (local and pod launch)."""
     marker = tmp_path / "imported-from-home"
     trap = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\nraise SystemExit(97)\n"
     for name in ("coursehub.py", "jupyterhub.py", "json.py", "traitlets.py"):
         (tmp_path / name).write_text(trap)
     script = str(Path(sys.executable).parent / "jupyterhub-singleuser")
     cmd = userserver.command(sys.executable, script, ["--version"])
+    if pod:  # the pod's python3 on PATH, here this interpreter
+        cmd = [sys.executable, *userserver.pod_command([script, "--version"])[1:]]
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert not marker.exists(), marker.read_text()
     assert out.returncode == 0, out.stderr

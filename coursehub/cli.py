@@ -130,13 +130,25 @@ def _resolve(name: str):
     return mod.add_arguments, mod.run
 
 
+class _VersionAction(argparse.Action):
+    """argparse's "version" action, with the version read only when --version is given."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from coursehub import __version__
+
+        print(f"coursehub {__version__}")
+        parser.exit()
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """All commands are listed; only the `selected` one's module is imported (a broken or slow
     command module never affects the others)."""
-    from coursehub import __version__
-
     parser = argparse.ArgumentParser(prog="coursehub", description="Course delivery with Jupyter.")
-    parser.add_argument("--version", action="version", version=f"coursehub {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -24,6 +24,31 @@ def test_unknown_command(capsys):
     assert "invalid choice: 'grade-everything'" in capsys.readouterr().err
 
 
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"coursehub {version('coursehub')}\n"
+
+
+def test_importing_coursehub_reads_no_package_metadata():
+    """importlib.metadata costs ~60 ms at every coursehub process's start; only --version and the
+    places that name the version load it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, coursehub, coursehub.cli; loaded = 'importlib.metadata' in sys.modules; "
+            "v = coursehub.__version__; print(loaded, v == __import__('importlib.metadata').metadata.version('coursehub'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import coursehub
+
+        coursehub.nope  # noqa: B018
+
+
 def _platform(name: str) -> dict:
     return {"name": name, "issuer": f"https://{name}.example.edu", "client_ids": [f"{name}-client"],
             "auth_login_url": f"https://{name}.example.edu/auth", "token_url": f"https://{name}.example.edu/token",

@@ -34,6 +34,8 @@ STAFF_ONLY_SERVER_EXTENSIONS = (
 PANEL_EXTENSION = "coursehub.grading.exchange.panel"
 #: One kernel per notebook while its session is being created (the hub pre-starts the assignment's).
 ONE_SESSION_EXTENSION = "coursehub.platform.one_session"
+#: /api/nbconvert (Lab asks on every page load) worked out once per server instead of per request.
+NBCONVERT_FORMATS_EXTENSION = "coursehub.platform.nbconvert_formats"
 REPLACED_SERVER_EXTENSIONS = ("nbgrader.server_extensions.assignment_list",)
 #: The formgrader runs in an iframe of the staff's own Lab: their server may be framed by itself
 #: (Jupyter Server's default; JupyterHub's single-user default is 'none', which left it blank).
@@ -65,6 +67,7 @@ def server_app_config(*, staff: bool) -> dict:
     extensions.update({e: False for e in REPLACED_SERVER_EXTENSIONS})
     extensions[PANEL_EXTENSION] = True
     extensions[ONE_SESSION_EXTENSION] = True
+    extensions[NBCONVERT_FORMATS_EXTENSION] = True
     config: dict = {"jpserver_extensions": extensions}
     if staff:
         config["tornado_settings"] = {"headers": {"Content-Security-Policy": STAFF_CSP}}

@@ -54,6 +54,14 @@ def test_released_assignment_opens_through_the_exchange(lti_env):
     assert contents.status_code == 200
     text = str(contents.json()["content"])
     assert "YOUR CODE HERE" in text and "BEGIN SOLUTION" not in text
+    # Lab asks for the export formats when the notebook opens: coursehub's extension answers them,
+    # worked out once; like Jupyter Server's own, only for someone allowed on this server.
+    formats = [requests.get(f"{hub.url}/user/{student}/api/nbconvert", headers=admin, timeout=60) for _ in range(2)]
+    assert [f.status_code for f in formats] == [200, 200] and formats[0].json() == formats[1].json()
+    assert {"html", "python", "markdown"} <= set(formats[0].json())
+    assert "coursehub: /api/nbconvert worked out once per server" in hub.log()
+    assert requests.get(f"{hub.url}/user/{student}/api/nbconvert", timeout=60,
+                        allow_redirects=False).status_code in (302, 403)
     listed = requests.get(f"{hub.url}/user/{student}/assignments", params={"course_id": "demo-101"},
                           headers=admin, timeout=60).json()["value"]
     assert [(a["assignment_id"], a["status"]) for a in listed] == [("ps1", "fetched")]

@@ -17,7 +17,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import isolation, userserver
+from . import isolation, readiness, userserver
 from .groups import courses_of, is_staff
 from .profiles import CourseProfile
 
@@ -261,26 +261,11 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
         return configured
 
     async def _until_listening(self, ip: str, port: int) -> None:
-        """Return once the new server accepts connections (it binds its port when it is ready to
-        answer), checking every READY_POLL seconds: JupyterHub's own check then succeeds on its first
-        try instead of at the end of its back-off step (0.2, 0.4, 0.8, 1.6, 3.2, 5 s ...: 0.8–2 s lost
-        per launch on an idle machine, up to 5 s when starts are slow).
-        A server that exits before that fails the start at once, with its exit status. Past
-        `http_timeout` (or with no process of ours to watch), the hub's own wait decides."""
+        """Return once the new server accepts connections (readiness.py); a server that exits before
+        that fails the start at once, with its exit status. Past `http_timeout` (or with no process
+        of ours to watch), the hub's own wait decides."""
         proc = getattr(self, "proc", None)
         if proc is None:
             return
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.http_timeout
-        while loop.time() < give_up:
-            status = proc.poll()
-            if status is not None:
-                raise RuntimeError(f"The server of {self.user.name} exited while starting (exit status {status}); "
-                                   "its output is in the hub's log")
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip or "127.0.0.1", port), READY_POLL * 10)
-            except (OSError, TimeoutError):
-                await asyncio.sleep(READY_POLL)
-                continue
-            writer.close()
-            return
+        await readiness.until_listening(ip or "127.0.0.1", port, exit_status=proc.poll, timeout=self.http_timeout,
+                                        interval=READY_POLL, who=self.user.name)

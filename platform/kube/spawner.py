@@ -19,12 +19,13 @@ Like the local spawner (platform/spawner.py) it also
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Dict, Unicode, default
+from traitlets import Bool, Dict, Float, Unicode, default
 
-from coursehub.platform import userserver
+from coursehub.platform import readiness, userserver
 from coursehub.platform.groups import is_staff
 from coursehub.platform.spawner import CourseMembership
 
@@ -49,6 +50,13 @@ class CourseKubeSpawner(CourseMembership, KubeSpawner):
         "/home/jovyan/courses/{course}", config=True,
         help="Where a course's shared directory appears in its staff's servers (the nbgrader config "
         "of staff servers uses ~/courses/<course> as the course directory).",
+    )
+
+    ready_poll_interval = Float(
+        0.25, config=True,
+        help="Seconds between checks whether a started pod's server accepts connections. start() "
+        "returns when it does, so the hub's own HTTP check (with back-off up to 5 s) succeeds at once; "
+        "0 leaves the wait to the hub alone.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -118,6 +126,19 @@ class CourseKubeSpawner(CourseMembership, KubeSpawner):
             self.volume_mounts = {**self.volume_mounts, name: mount}
         else:
             self.volume_mounts = [*self.volume_mounts, mount]
+
+    # ---- the server's start ----------------------------------------------------------------
+
+    async def start(self) -> str:
+        """KubeSpawner's start (the pod is running), then until the server in it accepts
+        connections (readiness.py); a pod that stops meanwhile fails the start."""
+        url = await super().start()
+        if self.ready_poll_interval > 0:
+            parts = urlsplit(url)
+            await readiness.until_listening(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+                                            exit_status=self.poll, timeout=self.http_timeout,
+                                            interval=self.ready_poll_interval, who=self.user.name)
+        return url
 
     # ---- the server's command --------------------------------------------------------------
 

@@ -214,3 +214,69 @@ async def test_the_pod_runs_the_server_through_coursehubs_entry_point(kubeconfig
     launch = ["python3", "-c", userserver.POD_LAUNCH] if through_coursehub else []
     assert pod["spec"]["containers"][0]["args"] == [*launch, *cmd, *spawner.get_args()]
     assert spawner.cmd == cmd  # the configured command itself is unchanged
+
+
+# ---- start() returns when the pod's server accepts connections ---------------------------------
+
+
+class PodServer:
+    """KubeSpawner's start (a running pod at a loopback URL) and poll (the pod's state): the pod's
+    server binds its port at the `bind_at`th poll; at `stop_at` the pod has stopped (exit 1)."""
+
+    def __init__(self, bind_at: int = 0, stop_at: int = 0) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.bind_at, self.stop_at, self.polls = bind_at, stop_at, 0
+        self.listener = None
+
+    async def start(self, spawner):
+        return f"http://127.0.0.1:{self.port}"
+
+    async def poll(self, spawner):
+        import socket
+
+        self.polls += 1
+        if self.polls == self.bind_at:
+            self.listener = socket.create_server(("127.0.0.1", self.port))
+        return 1 if self.polls == self.stop_at else None
+
+
+@pytest.fixture
+def pod(monkeypatch):
+    from kubespawner import KubeSpawner
+
+    server = PodServer()
+    monkeypatch.setattr(KubeSpawner, "start", lambda self: server.start(self))
+    monkeypatch.setattr(KubeSpawner, "poll", lambda self: server.poll(self))
+    yield server
+    if server.listener is not None:
+        server.listener.close()
+
+
+def student_spawner(catalog, **config) -> CourseKubeSpawner:
+    config.setdefault("ready_poll_interval", 0.01)
+    return make_spawner(catalog, make_user("ria", ["course:ml-300:student"]), **config)
+
+
+async def test_start_returns_once_the_pods_server_accepts_connections(two_courses, pod):
+    pod.bind_at = 3
+    url = await student_spawner(two_courses).start()
+    assert url == f"http://127.0.0.1:{pod.port}"
+    assert pod.polls == 3  # two refused tries, then the first one after the bind
+
+
+async def test_a_pod_that_stops_while_its_server_starts_fails_the_start(two_courses, pod):
+    from coursehub.platform.readiness import ServerExited
+
+    pod.stop_at = 2
+    with pytest.raises(ServerExited, match="server of ria exited while starting"):
+        await student_spawner(two_courses).start()
+
+
+async def test_without_the_check_start_returns_when_the_pod_runs(two_courses, pod):
+    pod.bind_at = 3
+    assert await student_spawner(two_courses, ready_poll_interval=0).start() == f"http://127.0.0.1:{pod.port}"
+    assert pod.polls == 0

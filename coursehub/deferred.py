@@ -10,6 +10,8 @@ real module on its first use, so every check stays exactly as it was.
 
 `import_without` is the same idea for one import: a dependency another package imports at start
 only for functions a process never calls (setuptools under nbgrader.utils, for the autograder).
+`package_without_init` is it for a package whose __init__ imports far more than a process uses
+(nbconvert's imports every exporter, filter and template engine, for the autograder).
 """
 
 from __future__ import annotations
@@ -96,6 +98,57 @@ def import_without(module: str, stand_ins: dict[str, tuple[str, ...]]) -> bool:
         for name, stand_in in made.items():
             if sys.modules.get(name) is stand_in:
                 del sys.modules[name]
+    return True
+
+
+def package_without_init(name: str, names: dict[str, tuple[str, ...]]) -> bool:
+    """Put the package `name` in sys.modules without running its __init__, with the `names`
+    ({submodule: names}) taken from those submodules now. Its submodules import as usual. Any other
+    attribute is a submodule of that name if there is one, else the real __init__ runs (once) and
+    it is looked up there: code that uses the package's other top-level names gets them, and only
+    then pays for them. False (nothing done) when the package is imported already, missing, or laid
+    out otherwise (then it imports the ordinary way)."""
+    if name in sys.modules:
+        return False
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return False
+    package = importlib.util.module_from_spec(spec)
+    once = threading.Lock()  # threads that ask at once: the __init__ runs once, then all see it
+
+    def complete(attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        try:
+            return importlib.import_module(f"{name}.{attr}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{name}.{attr}":
+                raise
+        with once:
+            getattr_ = package.__dict__.pop("__getattr__", None)
+            if getattr_ is not None:
+                try:
+                    spec.loader.exec_module(package)  # type: ignore[union-attr]
+                except BaseException:
+                    package.__getattr__ = getattr_  # type: ignore[method-assign]
+                    raise
+        return getattr(package, attr)
+
+    sys.modules[name] = package
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, package)
+    try:
+        for submodule, attrs in names.items():
+            module = importlib.import_module(f"{name}.{submodule}")
+            for attr in attrs:
+                setattr(package, attr, getattr(module, attr))
+    except (ImportError, AttributeError):  # another layout: the ordinary import
+        del sys.modules[name]
+        if parent:
+            delattr(sys.modules[parent], child)
+        return False
+    package.__getattr__ = complete  # type: ignore[method-assign]  # PEP 562
     return True
 
 

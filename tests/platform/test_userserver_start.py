@@ -82,6 +82,54 @@ def test_import_without_puts_a_dependency_off_for_that_import_only(tmp_path, mon
             sys.modules.pop(n, None)
 
 
+def test_a_package_without_its_init_runs_the_init_only_when_its_other_names_are_asked(tmp_path, monkeypatch):
+    pkg = tmp_path / "fatpkg_ch"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import os\nos.environ['FATPKG_INIT'] = str(int(os.environ.get('FATPKG_INIT', '0')) + 1)\n"
+                                     "from .light import Light\nBIG = 'big'\n")
+    (pkg / "light.py").write_text("class Light:\n    pass\n")
+    (pkg / "other.py").write_text("X = 1\n")
+    (pkg / "sub" / "__init__.py").write_text("from .deep import Deep\nHEAVY_SUB = True\n")
+    (pkg / "sub" / "deep.py").write_text("class Deep:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("FATPKG_INIT", raising=False)
+    environ = __import__("os").environ
+    names = ("fatpkg_ch", "fatpkg_ch.light", "fatpkg_ch.other", "fatpkg_ch.sub", "fatpkg_ch.sub.deep")
+    try:
+        assert deferred.package_without_init("fatpkg_ch", {"light": ("Light",)})
+        assert deferred.package_without_init("fatpkg_ch.sub", {"deep": ("Deep",)})
+        import fatpkg_ch
+        from fatpkg_ch import Light, other  # a preloaded name, and a submodule by attribute
+        from fatpkg_ch.sub import Deep
+
+        assert Light.__module__ == "fatpkg_ch.light" and other.X == 1 and Deep.__module__ == "fatpkg_ch.sub.deep"
+        assert "FATPKG_INIT" not in environ and "HEAVY_SUB" not in vars(fatpkg_ch.sub)  # no __init__ ran
+        assert fatpkg_ch.BIG == "big" and environ["FATPKG_INIT"] == "1"  # another name: the real __init__, once
+        assert fatpkg_ch.Light is Light and fatpkg_ch.other is other
+        assert fatpkg_ch.sub.HEAVY_SUB is True and environ["FATPKG_INIT"] == "1"
+        with pytest.raises(AttributeError):
+            fatpkg_ch.no_such_name  # noqa: B018
+        assert not deferred.package_without_init("fatpkg_ch", {})  # imported already: left alone
+    finally:
+        for n in names:
+            sys.modules.pop(n, None)
+
+
+def test_a_package_laid_out_otherwise_imports_the_ordinary_way(tmp_path, monkeypatch):
+    (tmp_path / "oddpkg_ch").mkdir()
+    (tmp_path / "oddpkg_ch" / "__init__.py").write_text("READY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert not deferred.package_without_init("oddpkg_ch", {"missing_submodule": ("X",)})
+        assert "oddpkg_ch" not in sys.modules
+        import oddpkg_ch
+
+        assert oddpkg_ch.READY is True
+    finally:
+        sys.modules.pop("oddpkg_ch", None)
+    assert not deferred.package_without_init("no_such_package_coursehub_xyz", {})
+
+
 def test_a_missing_module_is_not_faked():
     assert not deferred.defer_import("no_such_module_coursehub_xyz", ("f",))
     assert "no_such_module_coursehub_xyz" not in sys.modules

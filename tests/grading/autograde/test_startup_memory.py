@@ -24,6 +24,15 @@ assert not leaked, leaked
 assert "setuptools" not in sys.modules and "pkg_resources" not in sys.modules  # put off until used
 assert nbgrader.__version__ == importlib.metadata.version("nbgrader"), nbgrader.__version__
 assert os.path.isdir(os.path.join(os.path.dirname(nbgrader.__file__), "alembic"))
+# nbconvert without its exporters' filters and templates (cli._import_nbconvert_without_exporters)
+unused = sorted(m for m in ("mistune", "bs4", "bleach", "nbconvert.filters", "nbconvert.exporters.html")
+                if m in sys.modules)
+assert not unused, unused
+import nbconvert
+assert nbconvert.__version__ == importlib.metadata.version("nbconvert"), nbconvert.__version__
+from nbconvert.exporters import NotebookExporter
+from nbconvert.exporters import HTMLExporter  # any other name: nbconvert's own __init__, then
+assert nbconvert.HTMLExporter is HTMLExporter and "mistune" in sys.modules
 print("ok")
 """
 

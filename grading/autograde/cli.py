@@ -140,25 +140,12 @@ def _import_nbgrader_without_server_extensions() -> None:
     Jupyter server extensions (jupyter_server, the exchange, requests, ...): grading uses none of
     them, and they cost ~0.08 s of start-up and ~6 MiB in every grading process. Its submodules
     (api, preprocessors, utils, ...) import as usual; `nbgrader.__version__` is set. Nothing
-    happens if nbgrader is already imported (e.g. by a test or an embedding process)."""
-    import importlib.util
-    import types
+    happens if nbgrader is already imported (e.g. by a test or an embedding process); any other
+    name of the package runs its real __init__ when first asked for (`coursehub.deferred`)."""
+    from coursehub.deferred import package_without_init
 
-    if "nbgrader" in sys.modules:
+    if not package_without_init("nbgrader", {"_version": ("__version__",)}):
         return
-    spec = importlib.util.find_spec("nbgrader")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    package = types.ModuleType("nbgrader", "nbgrader, without its server extensions (coursehub autograde)")
-    package.__spec__, package.__file__, package.__loader__ = spec, spec.origin, spec.loader
-    package.__path__, package.__package__ = list(spec.submodule_search_locations), "nbgrader"
-    sys.modules["nbgrader"] = package
-    try:
-        from nbgrader._version import __version__
-    except ImportError:  # pragma: no cover - another nbgrader layout: import it the usual way
-        del sys.modules["nbgrader"]
-        return
-    package.__version__ = __version__
     _import_nbgrader_utils_without_setuptools()
     _import_nbconvert_without_exporters()
 

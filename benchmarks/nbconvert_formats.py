@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,13 +25,9 @@ from pathlib import Path
 
 import requests
 
+from coursehub.platform.ports import free_port
+
 EXTENSION = "coursehub.platform.nbconvert_formats"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_run(extension: bool, tmp: Path) -> dict[str, float]:
@@ -42,7 +37,7 @@ def one_run(extension: bool, tmp: Path) -> dict[str, float]:
         json.dumps({"ServerApp": {"jpserver_extensions": {EXTENSION: extension}}}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_CONFIG_PATH": str(config),
            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_DATA_DIR": str(tmp / "data")}
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "jupyter-server"), f"--port={port}", "--ip=127.0.0.1",
          "--IdentityProvider.token=bench", f"--ServerApp.root_dir={tmp}", "--no-browser", "--allow-root"],

@@ -9,13 +9,13 @@ through a hub extension (`extensions.py`).
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from coursehub.paths import SOURCE_ROOT
 
+from . import ports
 from .auth import configure_sign_in
 from .courses import Catalog
 from .extensions import hub_extensions
@@ -38,7 +38,7 @@ def configure_hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.ip = hub.ip
     c.JupyterHub.port = hub.port
     c.JupyterHub.hub_ip = "127.0.0.1" if settings.local else "0.0.0.0"
-    c.JupyterHub.hub_port = hub.hub_port or free_loopback_port()
+    c.JupyterHub.hub_port = hub.hub_port or ports.free_port()
     c.JupyterHub.db_url = settings.hub_db_url()
     c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
@@ -49,20 +49,13 @@ def configure_hub(c: Any, settings: Settings) -> None:
     c.Authenticator.admin_users = set(hub.admin_users)
 
 
-def free_loopback_port() -> int:
-    """A port nobody listens on now, for internal loopback endpoints set to 0 ("any")."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def configure_proxy(c: Any, settings: Settings) -> None:
     if not settings.local:
         return  # the chart's proxy
     chp = _find_proxy()
     if chp:
         c.ConfigurableHTTPProxy.command = [chp]
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port or free_loopback_port()}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port or ports.free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(settings.state_dir / "proxy.pid")
 
 
@@ -120,7 +113,7 @@ def configure_services(c: Any, settings: Settings, catalog: Catalog) -> None:
     if settings.textbook.enabled and any(course.textbook for course in catalog):
         from .textbook.service import hub_service
 
-        service, user_grant = hub_service(settings, port=settings.textbook.port or free_loopback_port())
+        service, user_grant = hub_service(settings, port=settings.textbook.port or ports.free_port())
         services.append(service)
         grant_to_all_users(roles, user_grant["scopes"])
     for extension in hub_extensions():

@@ -17,7 +17,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Dict, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import isolation, readiness, userserver
+from . import isolation, ports, readiness, userserver
 from .groups import courses_of, is_staff
 from .profiles import CourseProfile
 
@@ -115,6 +115,7 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
 
     _account: pwd.struct_passwd | None = None
     _course_python: Path | None = None
+    _drawn_port = 0
 
     @default("isolation_mode")
     def _default_isolation_mode(self) -> str:
@@ -236,6 +237,8 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
             self.mem_limit = profile.mem_limit
             self.cpu_limit = profile.cpu_limit
             self._course_python = await asyncio.to_thread(self.course_environment, profile.slug)
+        if self.port in (0, self._drawn_port):  # "any": drawn where no other process draws (ports.py)
+            self.port = self._drawn_port = ports.free_port(self.ip or "127.0.0.1")
         wrapper = await self._isolate()
         original = list(self.cmd)
         self.cmd = wrapper + self.server_command(original)

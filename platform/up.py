@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from . import isolation, proctree
+from . import isolation, ports, proctree
 from .courses import load_catalog
 from .errors import ConfigError, Problem
 from .settings import Settings, load_settings
@@ -60,45 +59,32 @@ def prepare(args: argparse.Namespace) -> Settings:
 
 
 def choose_ports(settings: Settings, cli_port: int | None) -> None:
-    """Ports nobody chose are picked free (so two platforms run side by side); a chosen port that is
-    taken is a clear error naming where it was chosen."""
+    """Ports nobody chose are picked free (ports.py; so two platforms run side by side); a chosen port
+    that is taken is a clear error naming where it was chosen."""
     where = settings.source
     if cli_port:
         settings.hub.port = cli_port
         _require_free(settings.hub.ip, cli_port, Path("command line"), "--port", "the hub")
     elif "port" in settings.hub.model_fields_set:
         _require_free(settings.hub.ip, settings.hub.port, where, "hub.port", "the hub")
+    elif ports.configured_band() is not None:
+        settings.hub.port = ports.free_port(settings.hub.ip)
     else:
-        settings.hub.port = next((p for p in DEFAULT_PORTS if port_free(settings.hub.ip, p)), 0) or free_port()
+        settings.hub.port = next((p for p in DEFAULT_PORTS if ports.is_free(settings.hub.ip, p)), 0) \
+            or ports.free_port(settings.hub.ip)
     for key, port in (("hub.hub_port", settings.hub.hub_port), ("hub.proxy_api_port", settings.hub.proxy_api_port)):
         if port:
             _require_free("127.0.0.1", port, where, key, "an internal endpoint")
     if "port" in settings.grading.model_fields_set:
         _require_free("127.0.0.1", settings.grading.port, where, "grading.port", "the grading service")
     else:
-        settings.grading.port = free_port()
+        settings.grading.port = ports.free_port()
 
 
 def _require_free(ip: str, port: int, file: Path | None, key: str, what: str) -> None:
-    if not port_free(ip, port):
+    if not ports.is_free(ip, port):
         raise ConfigError([Problem(file, key, f"port {port} (for {what}) is already in use; choose "
                                    "another, or leave it unset to use a free one")])
-
-
-def port_free(ip: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hub binds; ignores TIME_WAIT
-        try:
-            s.bind((ip, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> str | None:

@@ -33,6 +33,17 @@ TEST_ACCOUNT_PREFIX = os.environ.get("COURSEHUB_UNIX_USER_PREFIX", "chtest-")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     TEST_ACCOUNT_PREFIX = f"{TEST_ACCOUNT_PREFIX[:-1]}{os.environ['PYTEST_XDIST_WORKER']}-"
 os.environ["COURSEHUB_UNIX_USER_PREFIX"] = TEST_ACCOUNT_PREFIX
+# Each pytest-xdist worker draws the ports of what it starts (hubs, services, user servers, and every
+# port `coursehub up` picks, the hub's own included) from a band of its own (platform/ports.py), so one
+# worker's server never takes a port another has just found free.
+if os.environ.get("PYTEST_XDIST_WORKER") and "COURSEHUB_PORT_RANGE" not in os.environ:
+    from coursehub.platform import ports
+
+    _low, _high = ports.band()
+    _count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    _index = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    _width = (_high - _low + 1) // _count
+    os.environ["COURSEHUB_PORT_RANGE"] = f"{_low + _index * _width}-{_low + (_index + 1) * _width - 1}"
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 

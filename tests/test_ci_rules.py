@@ -7,15 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from coursehub.platform import ports
+
 TESTS = Path(__file__).resolve().parent
 
 
 def _pytest(tmp_path: Path, env_ci: str | None, *args: str) -> subprocess.CompletedProcess:
     import os
 
-    # not this run's own CI flag, account prefix or pytest-xdist worker identity
+    # not this run's own CI flag, account prefix, port band or pytest-xdist worker identity
     env = {k: v for k, v in os.environ.items()
-           if k not in ("CI", "COURSEHUB_UNIX_USER_PREFIX") and not k.startswith("PYTEST_XDIST")}
+           if k not in ("CI", "COURSEHUB_UNIX_USER_PREFIX", "COURSEHUB_PORT_RANGE") and not k.startswith("PYTEST_XDIST")}
     if env_ci is not None:
         env["CI"] = env_ci
     env["PYTHONPATH"] = str(TESTS)  # the copied conftest.py loads tests/support/fixtures.py
@@ -52,9 +54,11 @@ def test_a_skip_fails_under_ci(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout
 
 
-def test_each_parallel_worker_has_its_own_account_prefix(tmp_path: Path) -> None:
+def test_each_parallel_worker_has_its_own_account_prefix_and_port_band(tmp_path: Path) -> None:
     """scripts/test runs pytest-xdist workers side by side; each removes its test accounts when it ends,
-    so a shared prefix would delete the Unix accounts another worker's hub is still using."""
+    so a shared prefix would delete the Unix accounts another worker's hub is still using. And each
+    draws the ports of the servers it starts from its own band, so neither takes a port the other has
+    just found free (a grading service failed once with "Address already in use")."""
     (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
     seen = tmp_path / "seen"
     seen.mkdir()
@@ -63,9 +67,14 @@ def test_each_parallel_worker_has_its_own_account_prefix(tmp_path: Path) -> None
             "import os, pathlib, time\n\n"
             f"def test_{name}():\n"
             "    time.sleep(0.5)  # both workers are up: each gets one file\n"
-            f"    pathlib.Path({str(seen)!r}, '{name}').write_text(os.environ['COURSEHUB_UNIX_USER_PREFIX'])\n")
+            f"    pathlib.Path({str(seen)!r}, '{name}').write_text(os.environ['COURSEHUB_UNIX_USER_PREFIX']"
+            " + ' ' + os.environ['COURSEHUB_PORT_RANGE'])\n")
     r = _pytest(tmp_path, None, "-p", "no:asyncio", "-n", "2", "--dist", "loadfile")
     assert r.returncode == 0, r.stdout + r.stderr
-    prefixes = {p.read_text() for p in seen.iterdir()}
-    assert prefixes == {"chtestgw0-", "chtestgw1-"}, prefixes
+    prefixes, bands = zip(*(p.read_text().split() for p in seen.iterdir()), strict=True)
+    assert set(prefixes) == {"chtestgw0-", "chtestgw1-"}, prefixes
     assert all(re.fullmatch(r"chtest[a-z0-9]*-", p) for p in prefixes)  # what sessionfinish may remove
+    (low0, high0), (low1, high1) = sorted(tuple(int(x) for x in band.split("-")) for band in bands)
+    assert low0 < high0 < low1 < high1, bands  # two bands that do not overlap
+    ephemeral_low, _ = ports.ephemeral_range()
+    assert high1 < ephemeral_low and high1 - low0 > 5000, bands  # outside the kernel's, and wide

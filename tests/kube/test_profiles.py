@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from jupyterhub.objects import Server
+from support.net import free_port
 from tornado import web
 
 from coursehub.platform.courses import parse_quantity
@@ -224,11 +225,7 @@ class PodServer:
     server binds its port at the `bind_at`th poll; at `stop_at` the pod has stopped (exit 1)."""
 
     def __init__(self, bind_at: int = 0, stop_at: int = 0) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.bind_at, self.stop_at, self.polls = bind_at, stop_at, 0
         self.listener = None
 

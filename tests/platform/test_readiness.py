@@ -7,14 +7,9 @@ import asyncio
 import socket
 
 import pytest
+from support.net import free_port
 
 from coursehub.platform.readiness import ServerExited, until_listening
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StartsListeningAt:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from collections.abc import Callable
 
+from coursehub.platform import ports
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, for a server started next: drawn as the platform draws its own
+    (outside the kernel's ephemeral range, in this test worker's band; platform/ports.py)."""
+    return ports.free_port()
 
 
 def wait_until(check: Callable[[], object], timeout: float = 60, interval: float = 0.2, what: str = "condition"):

@@ -265,8 +265,8 @@ class LocalCourseSpawner(CourseSpawnerMixin, SimpleLocalProcessSpawner):
 
     async def _until_listening(self, ip: str, port: int) -> None:
         """Return once the new server accepts connections (readiness.py); a server that exits before
-        that fails the start at once, with its exit status. Past `http_timeout` (or with no process
-        of ours to watch), the hub's own wait decides."""
+        that fails the start at once, with its exit status, and one still not listening after
+        `http_timeout` fails it then. With no process of ours to watch, the hub's own wait decides."""
         proc = getattr(self, "proc", None)
         if proc is None:
             return

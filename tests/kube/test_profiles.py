@@ -3,6 +3,7 @@ get it, and that the pod validates against the Kubernetes schema."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -271,6 +272,15 @@ async def test_a_pod_that_stops_while_its_server_starts_fails_the_start(two_cour
     pod.stop_at = 2
     with pytest.raises(ServerExited, match="server of ria exited while starting"):
         await student_spawner(two_courses).start()
+
+
+async def test_a_pod_whose_server_never_listens_fails_the_start_at_the_http_timeout(two_courses, pod):
+    from coursehub.platform.readiness import ServerNotListening
+
+    pod.bind_at = 10**9
+    with pytest.raises(ServerNotListening, match="server of ria did not accept connections within 1 s"):
+        await asyncio.wait_for(student_spawner(two_courses, http_timeout=1).start(), 30)
+    assert pod.polls > 1
 
 
 async def test_without_the_check_start_returns_when_the_pod_runs(two_courses, pod):

@@ -9,7 +9,7 @@ import socket
 import pytest
 from support.net import free_port
 
-from coursehub.platform.readiness import ServerExited, until_listening
+from coursehub.platform.readiness import ServerExited, ServerNotListening, until_listening
 
 
 class StartsListeningAt:
@@ -40,7 +40,7 @@ async def test_ready_at_the_first_check_after_the_port_is_bound(asynchronous):
     port = free_port()
     server = StartsListeningAt(port, 4, asynchronous)
     try:
-        assert await until_listening("127.0.0.1", port, exit_status=server, timeout=30, interval=0.01, who="u1")
+        await until_listening("127.0.0.1", port, exit_status=server, timeout=30, interval=0.01, who="u1")
         assert server.calls == 4  # three refused tries, then the first one after the bind
     finally:
         server.close()
@@ -59,9 +59,14 @@ async def test_a_server_that_exits_while_starting_fails_at_once(status):
     assert len(calls) == 3
 
 
-async def test_past_the_timeout_the_hubs_own_wait_decides():
-    assert await until_listening("127.0.0.1", free_port(), exit_status=lambda: None, timeout=0.2,
-                                 interval=0.01, who="u1") is False
+async def test_a_server_that_never_listens_fails_the_start_once_at_the_timeout():
+    """Not a TimeoutError, which JupyterHub would report as the whole start exceeding start_timeout;
+    and raised, not left to the hub's own wait, which would wait the same time again."""
+    calls = []
+    with pytest.raises(ServerNotListening, match=r"server of u1 did not accept connections within 0.2 s") as e:
+        await until_listening("127.0.0.1", free_port(), exit_status=lambda: calls.append(1), timeout=0.2,
+                              interval=0.01, who="u1")
+    assert not isinstance(e.value, TimeoutError) and len(calls) > 1
 
 
 async def test_a_connect_that_hangs_is_bounded_and_the_timeout_holds(monkeypatch):
@@ -73,6 +78,7 @@ async def test_a_connect_that_hangs_is_bounded_and_the_timeout_holds(monkeypatch
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(asyncio, "open_connection", hang)
-    assert await asyncio.wait_for(until_listening("10.255.255.1", 9, exit_status=lambda: None, timeout=1.5,
-                                                  interval=0.01, who="u1"), 30) is False
+    with pytest.raises(ServerNotListening):
+        await asyncio.wait_for(until_listening("10.255.255.1", 9, exit_status=lambda: None, timeout=1.5,
+                                               interval=0.01, who="u1"), 30)
     assert len(tries) >= 1

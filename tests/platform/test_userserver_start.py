@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support.net import free_port
 
 from coursehub import deferred
 from coursehub.platform import userserver
@@ -296,6 +297,19 @@ async def test_a_server_that_exits_while_starting_fails_the_start(tmp_path):
     sp.proc = process("raise SystemExit(3)")
     with pytest.raises(RuntimeError, match="exited while starting .exit status 3"):
         await asyncio.wait_for(sp._until_listening("127.0.0.1", 9), 10)
+
+
+async def test_a_server_that_runs_but_never_listens_fails_the_start_at_the_http_timeout(tmp_path):
+    sp = spawner(tmp_path)
+    sp._trait_values.update(http_timeout=1)
+    sp.proc = process("import time; time.sleep(60)")
+    try:
+        with pytest.raises(RuntimeError, match="did not accept connections within 1 s"):
+            await asyncio.wait_for(sp._until_listening("127.0.0.1", free_port()), 10)
+        assert sp.proc.poll() is None  # still running: the hub's stop after a failed start ends it
+    finally:
+        sp.proc.kill()
+        sp.proc.wait()
 
 
 async def test_without_a_process_the_hub_decides(tmp_path):

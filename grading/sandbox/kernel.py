@@ -21,12 +21,23 @@ from .slot import KernelInfo, SandboxSlot
 
 
 class SandboxKernelClient(AsyncKernelClient):
-    """jupyter_client's client with a quicker readiness check.
+    """jupyter_client's client with a quicker readiness check and no heartbeat channel.
 
     The stock `wait_for_ready` ends by draining IOPub until 0.2 s pass without a message, which costs
     0.2 s per notebook. Here: the kernel_info reply proves the shell channel, the status message
     that ipykernel publishes for every request proves IOPub, and the drain is short.
+
+    No heartbeat: whether the kernel lives is the slot's answer (through the manager, which is this
+    client's parent), so the heartbeat thread would only ping. And jupyter_client's heartbeat thread
+    has a race: stopped before it has set itself running, it sets itself running anyway and, never
+    answered, opens a new socket after another until the context runs out of them ("Too many open
+    files") before `stop_channels` returns. A grading client is stopped that early whenever a kernel
+    fails at once, which is when it matters most that nothing else goes wrong.
     """
+
+    def start_channels(self, shell: bool = True, iopub: bool = True, stdin: bool = True, hb: bool = False,
+                       control: bool = True) -> None:
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
 
     @default("context")
     def _context_default(self) -> zmq.asyncio.Context:

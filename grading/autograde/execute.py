@@ -26,7 +26,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
-from coursehub.grading.sandbox.kernel import SandboxKernelManager
+from coursehub.grading.sandbox.kernel import SandboxKernelClient, SandboxKernelManager
 from coursehub.grading.sandbox.limits import KernelLimits
 
 #: Status of one notebook run. "graded" is the only one that means the notebook ran to its end.
@@ -153,6 +153,8 @@ def run_notebook(km: SandboxKernelManager | None, nb: NotebookNode, resources: d
         c.Execute.iopub_timeout = max(4, limits.cell_timeout_seconds)
     if km is None:
         c.Execute.extra_arguments = kernel_args(config)
+        # the same client as in a sandbox slot: its quicker readiness check, and no heartbeat thread
+        c.AsyncKernelManager.client_factory = SandboxKernelClient
     ex = SandboxExecute(output_bytes=limits.output_bytes, config=c)
     try:
         ex.preprocess(nb, resources, km=km)

@@ -69,3 +69,29 @@ def test_a_caller_asking_for_the_heartbeat_still_gets_none(tmp_path, hb):
         assert kc._hb_channel is None and kc.shell_channel.is_alive() and kc.iopub_channel.is_alive()
     finally:
         kc.stop_channels()
+
+
+def test_a_kernel_started_without_a_sandbox_gets_the_same_client(monkeypatch):
+    """Inside a Kubernetes grader pod (the pod is the sandbox) nbclient starts an ordinary kernel:
+    its client is this one too, with no heartbeat."""
+    import nbformat
+    from traitlets.config import Config
+
+    from coursehub.grading.autograde import execute
+    from coursehub.grading.sandbox.limits import KernelLimits
+
+    clients = []
+    real = SandboxKernelClient.start_channels
+
+    def recording(self, *args, **kwargs):
+        clients.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SandboxKernelClient, "start_channels", recording)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    outcome = execute.run_notebook(None, nb, {}, Config(), KernelLimits(cell_timeout_seconds=60))
+    assert outcome.status == execute.GRADED, outcome
+    assert nb.cells[0].outputs[0]["text"] == "42\n"
+    assert len(clients) == 1
+    # stop_channels makes the heartbeat object when it asks whether it runs: it was never started
+    assert clients[0]._hb_channel is None or clients[0]._hb_channel.ident is None

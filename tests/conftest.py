@@ -50,6 +50,13 @@ INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 pytest_plugins = ["support.fixtures"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A thread of ours (or of a library we drive) that dies with an exception fails the test that
+    # started it, instead of a line in the warnings summary nobody reads: the heartbeat race that
+    # spun up 1,024 zmq sockets showed for weeks as such a warning.
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

@@ -54,6 +54,22 @@ def test_a_skip_fails_under_ci(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout
 
 
+def test_a_thread_that_dies_with_an_exception_fails_its_test(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text((TESTS / "conftest.py").read_text())
+    (tmp_path / "test_threads.py").write_text(
+        "import threading\n\n"
+        "def run(fail):\n"
+        "    t = threading.Thread(target=lambda: 1 / 0 if fail else None)\n"
+        "    t.start()\n"
+        "    t.join()\n\n"
+        "def test_quiet_thread():\n    run(False)\n\n"
+        "def test_dying_thread():\n    run(True)\n")
+    r = _pytest(tmp_path, None, "-p", "no:asyncio")
+    assert r.returncode == 1, r.stdout
+    assert "1 passed" in r.stdout and ("1 failed" in r.stdout or "1 error" in r.stdout), r.stdout
+    assert "ZeroDivisionError" in r.stdout and "test_dying_thread" in r.stdout
+
+
 def test_each_parallel_worker_has_its_own_account_prefix_and_port_band(tmp_path: Path) -> None:
     """scripts/test runs pytest-xdist workers side by side; each removes its test accounts when it ends,
     so a shared prefix would delete the Unix accounts another worker's hub is still using. And each

@@ -147,6 +147,7 @@ def _import_nbgrader_without_server_extensions() -> None:
     if not package_without_init("nbgrader", {"_version": ("__version__",)}):
         return
     _import_nbgrader_utils_without_setuptools()
+    _import_nbgrader_auth_without_requests()
     _import_nbconvert_without_exporters()
 
 
@@ -159,6 +160,15 @@ def _import_nbgrader_utils_without_setuptools() -> None:
 
     import_without("nbgrader.utils",
                    {"setuptools.archive_util": ("unpack_archive", "unpack_tarfile", "unpack_zipfile")})
+
+
+def _import_nbgrader_auth_without_requests() -> None:
+    """nbgrader.api imports nbgrader.auth, whose JupyterHub authenticator imports requests (with
+    urllib3, idna and charset_normalizer) to ask a hub for a user's courses; grading never asks.
+    `requests.request` loads the real requests on first call; a later `import requests` gets it."""
+    from coursehub.deferred import import_without
+
+    import_without("nbgrader.auth", {"requests": ("request",)})
 
 
 def _import_nbconvert_without_exporters() -> None:

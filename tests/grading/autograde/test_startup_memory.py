@@ -22,6 +22,7 @@ leaked = sorted(m for m in sys.modules if m.startswith(("nbgrader.server_extensi
                                                           "jupyter_server")))
 assert not leaked, leaked
 assert "setuptools" not in sys.modules and "pkg_resources" not in sys.modules  # put off until used
+assert "requests" not in sys.modules and "urllib3" not in sys.modules  # nbgrader.auth's, put off too
 assert nbgrader.__version__ == importlib.metadata.version("nbgrader"), nbgrader.__version__
 assert os.path.isdir(os.path.join(os.path.dirname(nbgrader.__file__), "alembic"))
 # nbconvert without its exporters' filters and templates (cli._import_nbconvert_without_exporters)
@@ -37,10 +38,15 @@ print("ok")
 """
 
 
-def test_grading_imports_nbgrader_without_its_server_extensions():
-    out = subprocess.run([sys.executable, "-c", LEAN_IMPORT], capture_output=True, text=True, timeout=120)
+def assert_runs_ok(code: str) -> None:
+    """`code` run in a fresh interpreter (nothing imported yet) passes its asserts and prints ok."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "ok"
+
+
+def test_grading_imports_nbgrader_without_its_server_extensions():
+    assert_runs_ok(LEAN_IMPORT)
 
 
 ARCHIVE_AFTER_LEAN_IMPORT = """
@@ -62,10 +68,30 @@ print("ok")
 
 
 def test_nbgrader_s_archive_functions_still_work_and_setuptools_is_the_real_one():
-    out = subprocess.run([sys.executable, "-c", ARCHIVE_AFTER_LEAN_IMPORT], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "ok"
+    assert_runs_ok(ARCHIVE_AFTER_LEAN_IMPORT)
+
+
+REQUESTS_AFTER_LEAN_IMPORT = """
+import sys
+from coursehub.grading.autograde import cli
+cli._import_nbgrader_without_server_extensions()
+import nbgrader.api
+from nbgrader.auth import jupyterhub
+assert "requests" not in sys.modules
+try:  # what nbgrader's JupyterHub authenticator calls: the real requests, loaded now
+    jupyterhub.requests.request("GET", "http://127.0.0.1:9/hub/api", timeout=5)
+except Exception as e:
+    assert type(e).__module__ == "requests.exceptions", type(e)
+else:
+    raise AssertionError("nothing listens on port 9")
+import requests
+assert requests.__version__ and sys.modules["requests"] is requests and callable(requests.get)
+print("ok")
+"""
+
+
+def test_nbgrader_s_hub_requests_still_work_and_requests_is_the_real_one():
+    assert_runs_ok(REQUESTS_AFTER_LEAN_IMPORT)
 
 
 def test_an_already_imported_nbgrader_is_left_alone():

@@ -49,15 +49,19 @@ def configured_band() -> tuple[int, int] | None:
     return low, high
 
 
-def band() -> tuple[int, int]:
-    """Where free ports are drawn: the configured band, else from LOWEST to below the ephemeral range."""
+def band() -> tuple[int, int] | None:
+    """Where free ports are drawn: the configured band, else from LOWEST to below the ephemeral range
+    (or above it, on a kernel configured with a low one). None when the ephemeral range leaves no
+    room of at least 1,000 ports either side: then the kernel chooses, as with port 0."""
     chosen = configured_band()
     if chosen is not None:
         return chosen
     ephemeral_low, ephemeral_high = ephemeral_range()
-    if ephemeral_low - 1 - LOWEST >= 1000:
+    if ephemeral_low - LOWEST >= 1000:
         return LOWEST, ephemeral_low - 1
-    return ephemeral_high + 1, 65535  # a kernel configured with a low ephemeral range
+    if 65535 - ephemeral_high >= 1000:
+        return ephemeral_high + 1, 65535
+    return None
 
 
 def is_free(ip: str, port: int) -> bool:
@@ -74,7 +78,12 @@ def is_free(ip: str, port: int) -> bool:
 
 def free_port(ip: str = "127.0.0.1") -> int:
     """A port free on `ip` now, drawn at random from `band()`."""
-    low, high = band()
+    where = band()
+    if where is None:
+        with socket.socket() as s:
+            s.bind((ip, 0))
+            return s.getsockname()[1]
+    low, high = where
     rng = random.SystemRandom()
     for _ in range(_TRIES):
         port = rng.randint(low, high)

@@ -39,11 +39,13 @@ os.environ["COURSEHUB_UNIX_USER_PREFIX"] = TEST_ACCOUNT_PREFIX
 if os.environ.get("PYTEST_XDIST_WORKER") and "COURSEHUB_PORT_RANGE" not in os.environ:
     from coursehub.platform import ports
 
-    _low, _high = ports.band()
-    _count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    _index = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
-    _width = (_high - _low + 1) // _count
-    os.environ["COURSEHUB_PORT_RANGE"] = f"{_low + _index * _width}-{_low + (_index + 1) * _width - 1}"
+    _band = ports.band()  # None: the kernel's ephemeral range leaves no room, and it chooses
+    if _band is not None:
+        _low, _high = _band
+        _count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        _index = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+        _width = (_high - _low + 1) // _count
+        os.environ["COURSEHUB_PORT_RANGE"] = f"{_low + _index * _width}-{_low + (_index + 1) * _width - 1}"
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 

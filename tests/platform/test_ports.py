@@ -45,6 +45,13 @@ def test_a_kernel_with_a_low_ephemeral_range_gets_ports_above_it(ephemeral):
     assert all(60001 <= ports.free_port() <= 65535 for _ in range(50))
 
 
+def test_a_kernel_whose_ephemeral_range_is_everything_chooses_itself(ephemeral):
+    ephemeral(1024, 65535)
+    assert ports.band() is None
+    port = ports.free_port()
+    assert 1024 <= port <= 65535 and ports.is_free("127.0.0.1", port)
+
+
 def test_the_real_kernel_range_is_read_and_never_drawn_from(monkeypatch):
     monkeypatch.delenv(ports.RANGE_VARIABLE, raising=False)
     low, high = ports.ephemeral_range()

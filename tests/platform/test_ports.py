@@ -31,6 +31,11 @@ def ephemeral(tmp_path, monkeypatch):
     return set_range
 
 
+def free_run(width: int) -> int:
+    """The first of `width` consecutive loopback ports that are all free now (a band for a test)."""
+    return next(b for b in range(24000, 30000, width) if all(ports.is_free("127.0.0.1", b + i) for i in range(width)))
+
+
 def test_ports_are_drawn_below_the_ephemeral_range(ephemeral):
     ephemeral(40000, 60999)
     assert ports.band() == (ports.LOWEST, 39999)
@@ -62,7 +67,7 @@ def test_the_real_kernel_range_is_read_and_never_drawn_from(monkeypatch):
 def test_a_configured_band_is_kept_and_busy_ports_in_it_are_skipped(monkeypatch):
     with ExitStack() as held:
         # a band of ten free ports, all but one then taken by listeners
-        base = next(b for b in range(24000, 30000, 10) if all(ports.is_free("127.0.0.1", b + i) for i in range(10)))
+        base = free_run(10)
         monkeypatch.setenv(ports.RANGE_VARIABLE, f"{base}-{base + 9}")
         for i in range(10):
             if i != 7:
@@ -88,7 +93,7 @@ def test_a_malformed_band_is_a_clear_error(monkeypatch, value):
 def test_up_draws_every_unchosen_port_from_the_band(monkeypatch, tmp_path):
     """With a band set (parallel test workers), even the hub's public port comes from it, so two
     platforms started at the same moment never both take the first free default port."""
-    base = next(b for b in range(24000, 30000, 100) if all(ports.is_free("127.0.0.1", b + i) for i in range(100)))
+    base = free_run(100)
     monkeypatch.setenv(ports.RANGE_VARIABLE, f"{base}-{base + 99}")
     monkeypatch.delenv("COURSEHUB_SETTINGS", raising=False)
     settings = load_settings(None, state_dir=tmp_path)
@@ -117,7 +122,7 @@ async def test_the_local_spawner_draws_a_new_port_for_each_start_of_any_port(mon
     monkeypatch.setattr(LocalCourseSpawner, "_isolate", nothing)
     monkeypatch.setattr(LocalCourseSpawner, "_until_listening", nothing)
     monkeypatch.setattr(LocalCourseSpawner, "selected_course", lambda self: None)
-    base = next(b for b in range(24000, 30000, 100) if all(ports.is_free("127.0.0.1", b + i) for i in range(100)))
+    base = free_run(100)
     monkeypatch.setenv(ports.RANGE_VARIABLE, f"{base}-{base + 99}")
     sp = LocalCourseSpawner(homes_dir="/h", cmd=["jupyterhub-singleuser"])
     for _ in range(5):

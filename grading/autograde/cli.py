@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     statuses: Counter[str] = Counter()
     problems: list[str] = []
     with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer, \
-            (GraderPool(index, course.config, limits, min(workers, len(jobs)), runtime=runtime) if jobs
+            (GraderPool(index, course.config, limits, min(workers, len(jobs)), runtime=runtime, total=len(jobs)) if jobs
              else contextlib.nullcontext()) as pool:
         bar = tqdm(total=len(todo), unit="sub", desc=f"autograde {args.assignment}", disable=args.no_progress)
         for result in itertools.chain(refused, pool.grade(jobs.values()) if jobs else ()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +88,17 @@ class Grader:
     """One worker's grader. It owns two sandbox slots and alternates between them: while one slot
     grades a submission, the other is being torn down, proven clean and started again, with the
     kernel of its first notebook starting, so a submission rarely waits for a kernel to boot. Each
-    following notebook's kernel starts while the notebook before it runs."""
+    following notebook's kernel starts while the notebook before it runs.
+
+    `spare_needed` (default: always) says whether this grader will probably grade two more
+    submissions. When it says no, a slot that has finished its submission is torn down but not
+    started again ahead: at the end of a batch that start would be paid for nothing (a sandbox and
+    a kernel, about a tenth of a submission's CPU) and waited for at exit. A slot that is needed
+    after all starts when its turn comes."""
 
     def __init__(self, index: SourceIndex, config: Config | None = None, limits: KernelLimits | None = None,
-                 slot: int = 0, base_dir: Path | None = None, runtime: CourseRuntime | None = None) -> None:
+                 slot: int = 0, base_dir: Path | None = None, runtime: CourseRuntime | None = None,
+                 spare_needed: Callable[[], bool] | None = None) -> None:
         self.index = index
         self.config = config or Config()
         self.limits = limits or KernelLimits()
@@ -98,6 +106,7 @@ class Grader:
         #: the course's environment and data (environment.course_runtime); default: coursehub's own
         self.runtime = runtime or CourseRuntime()
         self._env = {"NBGRADER_EXECUTION": "autograde"}
+        self._spare_needed = spare_needed or (lambda: True)
         self._next_number = 2 * slot
         self.slots = [self._new_slot() for _ in range(2)]
         self.retired: list[SandboxSlot] = []
@@ -122,8 +131,9 @@ class Grader:
         first submission does not wait for every sandbox to start."""
         self.slots[0].start()
         self._prepare(self.slots[0])
-        for i in range(1, len(self.slots)):
-            self._give_back(i)
+        if self._spare_needed():
+            for i in range(1, len(self.slots)):
+                self._give_back(i)
 
     def close(self) -> None:
         for t in list(self._ready.values()):
@@ -173,19 +183,20 @@ class Grader:
         return k
 
     # -- slot turnover ------------------------------------------------------------------------------
-    def _recycle(self, i: int) -> None:
-        """Tear slot i down (proven clean) and start it again; a slot that cannot be proven clean
-        is retired and replaced by a new one (a new uid), never reused."""
+    def _recycle(self, i: int, start: bool = True) -> None:
+        """Tear slot i down (proven clean) and, with `start`, start it again; a slot that cannot be
+        proven clean is retired and replaced by a new one (a new uid), never reused."""
         slot = self.slots[i]
         try:
             try:
-                slot.recycle()
+                slot.teardown()
             except SlotRetired:
-                log.error("sandbox slot %s retired after a submission; starting a replacement", slot.slot)
+                log.error("sandbox slot %s retired after a submission; replacing it", slot.slot)
                 self.retired.append(slot)
                 slot = self.slots[i] = self._new_slot()
+            if start:
                 slot.start()
-            self._prepare(slot)
+                self._prepare(slot)
         except BaseException as e:  # noqa: BLE001 - reported when the slot is next needed
             self._errors[i] = e
 
@@ -207,7 +218,10 @@ class Grader:
         return i, slot
 
     def _give_back(self, i: int) -> None:
-        t = threading.Thread(target=self._recycle, args=(i,), daemon=True, name=f"sandbox-recycle-{i}")
+        """Slot i's submission is over: tear it down in the background and, if this grader will
+        need it again, start it afresh."""
+        t = threading.Thread(target=self._recycle, args=(i, self._spare_needed()), daemon=True,
+                             name=f"sandbox-recycle-{i}")
         self._ready[i] = t
         t.start()
 

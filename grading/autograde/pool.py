@@ -21,20 +21,38 @@ from .grader import Grader, SubmissionJob, SubmissionResult
 from .sources import SourceIndex
 
 _grader: Grader | None = None
+#: submissions no worker has taken yet (-1: not known), shared by the pool's workers
+_untaken = None
+_workers = 1
 
 
-def _init(slots, index: SourceIndex, config: Config, limits: KernelLimits, runtime: CourseRuntime | None = None) -> None:
-    global _grader
+def _init(slots, index: SourceIndex, config: Config, limits: KernelLimits, runtime: CourseRuntime | None = None,
+          untaken=None, workers: int = 1) -> None:  # noqa: ANN001 - a multiprocessing Value
+    global _grader, _untaken, _workers
     import logging
 
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # "checksum changed" is nbgrader doing its job
-    _grader = Grader(index, config, limits, slot=slots.get(), runtime=runtime)
+    _untaken, _workers = untaken, workers
+    _grader = Grader(index, config, limits, slot=slots.get(), runtime=runtime, spare_needed=spare_needed)
     _grader.start()
     Finalize(_grader, _grader.close, exitpriority=10)
 
 
+def spare_needed() -> bool:
+    """Will this worker probably grade two more submissions (so its second sandbox should start
+    ahead)? Each worker takes the next untaken submission as soon as it is free, so with no more
+    untaken submissions than workers, a worker gets at most about one more. Unknown: yes."""
+    if _untaken is None or _untaken.value < 0:
+        return True
+    return _untaken.value > _workers
+
+
 def _grade(job: SubmissionJob) -> SubmissionResult:
     assert _grader is not None
+    if _untaken is not None:
+        with _untaken.get_lock():
+            if _untaken.value > 0:
+                _untaken.value -= 1
     try:
         return _grader.grade(job)
     finally:
@@ -60,8 +78,11 @@ _malloc_trim = None
 
 class GraderPool:
     def __init__(self, index: SourceIndex, config: Config, limits: KernelLimits, workers: int, first_slot: int = 0,
-                 runtime: CourseRuntime | None = None) -> None:
+                 runtime: CourseRuntime | None = None, total: int | None = None) -> None:
+        """`total`: how many submissions `grade` will be given, if known: the workers then start no
+        sandbox ahead that no submission will use (`spare_needed`)."""
         ctx = mp.get_context("fork")
+        self._untaken = ctx.Value("i", -1 if total is None else total)
         slots = ctx.Queue()
         for i in range(workers):
             slots.put(first_slot + i)
@@ -70,7 +91,8 @@ class GraderPool:
         # workers copy-on-write; frozen, the garbage collector does not touch (and so copy) it.
         gc.freeze()
         try:
-            self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits, runtime))
+            self._pool = ctx.Pool(workers, initializer=_init, initargs=(slots, index, config, limits, runtime,
+                                                                          self._untaken, workers))
         finally:
             gc.unfreeze()
 

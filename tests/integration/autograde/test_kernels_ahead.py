@@ -90,3 +90,47 @@ def test_a_kernel_that_cannot_start_ahead_starts_on_its_turn_without_a_retry(ali
     assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
     assert events.count(("run", first)) == 1 and events.count(("run", second)) == 1, events
     assert "infrastructure failure" not in caplog.text  # graded in its first sandbox, not retried
+
+
+def test_a_grader_needing_no_spare_starts_no_sandbox_ahead_and_still_grades(alice_course, events):
+    """At the end of a batch a slot started ahead would never be used: its sandbox and kernel were
+    paid for nothing and waited for at exit. Told it needs no spare, the grader only tears a
+    finished slot down; a slot needed after all starts when its turn comes."""
+    index = alice_course.source_index("ps1")
+    with Grader(index, alice_course.config, LIMITS, slot=88, spare_needed=lambda: False) as g:
+        g.wait_idle()
+        assert [s.alive() for s in g.slots] == [True, False]
+        assert [e for e in events if e[0] == "spawn"] == [("spawn", g.slots[0].slot)]
+        results = []
+        for _ in range(3):
+            results.append(g.grade(alice_course.job("alice", "ps1", index)))
+            g.wait_idle()
+            assert not any(s.alive() for s in g.slots), "a finished slot was started again"
+            assert not any(s.leftovers() for s in g.slots)
+    for result in results:
+        assert result.status == "graded" and result.score() == 7.0, (result.status, result.error, result.reasons)
+    # one kernel per notebook per submission, and none ahead for a submission that never came
+    assert len([e for e in events if e[0] == "spawn"]) == 3 * len(index.notebooks)
+
+
+def test_a_pool_told_its_batch_size_starts_no_sandbox_that_no_submission_uses(alice_course, tmp_path, monkeypatch):
+    """`coursehub autograde` tells its pool how many submissions come: three submissions on two
+    workers start the two workers' first slots and their spares (one worker grades two), and no
+    sandbox after a submission, since no worker can then get two more (before: seven starts)."""
+    from coursehub.grading.autograde.pool import GraderPool
+
+    starts = tmp_path / "starts"
+    real_start = SandboxSlot.start
+
+    def start(self):
+        with open(starts, "a") as f:  # the workers are forked processes: counted in a file
+            f.write(f"{self.slot}\n")
+        return real_start(self)
+
+    monkeypatch.setattr(SandboxSlot, "start", start)
+    index = alice_course.source_index("ps1")
+    jobs = [alice_course.job("alice", "ps1", index) for _ in range(3)]
+    with GraderPool(index, alice_course.config, LIMITS, 2, first_slot=90, total=len(jobs)) as pool:
+        results = list(pool.grade(jobs))
+    assert [(r.status, r.score()) for r in results] == [("graded", 7.0)] * 3, [(r.error, r.reasons) for r in results]
+    assert len(starts.read_text().split()) == 4, starts.read_text()

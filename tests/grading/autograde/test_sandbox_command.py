@@ -41,7 +41,7 @@ def test_the_checkout_courses_and_state_are_not_visible(tmp_path):
     for src in sources:
         assert not src.startswith(str(REPO / "courses"))
         assert src != str(REPO) and src != "/"
-        assert src == str(bwrap.ZYGOTE) or not src.startswith(str(REPO / "grading"))
+        assert src in (str(bwrap.ZYGOTE), str(bwrap.NO_COURSEHUB_PTH)) or not src.startswith(str(REPO / "grading"))
     assert str(bwrap.ZYGOTE) in sources  # the zygote file itself, read-only
 
 
@@ -60,3 +60,27 @@ def test_limits_from_settings():
     assert limits.memory_bytes == 512 * 2**20 and limits.file_size_bytes == 2**20
     assert limits.rlimits() == {"cpu_seconds": 5, "address_space": 512 * 2**20 + 2**30, "processes": 10,
                                 "file_size": 2**20, "open_files": 256}
+
+
+def test_coursehubs_editable_install_is_only_comments_in_the_sandbox(tmp_path, monkeypatch):
+    """A checkout's editable install puts coursehub on the path through a `.pth` file whose finder
+    every Python start imports; in the sandbox that file holds only comments. Another package's editable
+    install (a course's helper library) is left alone, and so is a course environment's runtime."""
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    ours = site / "__editable__.coursehub-0.1.0.pth"
+    theirs = site / "__editable__.coursehelpers-1.0.pth"
+    for pth in (ours, theirs):
+        pth.write_text("import finder; finder.install()\n")
+    monkeypatch.setattr(bwrap.sys, "path", [*bwrap.sys.path, str(site)])
+    assert ours in bwrap.coursehub_path_files() and theirs not in bwrap.coursehub_path_files()
+    spec = bwrap.SandboxSpec(workspace=tmp_path / "w", run_dir=tmp_path / "r", uid=61005, extra_ro=[site])
+    binds = _binds(bwrap.sandbox_command(spec))
+    assert ("--ro-bind", str(bwrap.NO_COURSEHUB_PTH), str(ours)) in binds
+    assert all(line.startswith("#") for line in bwrap.NO_COURSEHUB_PTH.read_text().splitlines())
+    assert not [b for b in binds if b[2] == str(theirs)]
+    # bound over the runtime's read-only bind, not under it (a later bind hides an earlier one)
+    assert binds.index(("--ro-bind", str(site), str(site))) < binds.index(("--ro-bind", str(bwrap.NO_COURSEHUB_PTH), str(ours)))
+    course_env = bwrap.SandboxSpec(workspace=tmp_path / "w", run_dir=tmp_path / "r", uid=61005,
+                                   python=Path("/opt/env/bin/python"), runtime=[Path("/opt/env")])
+    assert not [b for b in _binds(bwrap.sandbox_command(course_env)) if b[1] == str(bwrap.NO_COURSEHUB_PTH)]

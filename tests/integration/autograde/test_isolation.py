@@ -176,3 +176,33 @@ def test_another_runs_fork_bomb_does_not_starve_this_run(course):
         other.wait()
         for root in their_roots:
             remove_tree(root)  # SIGKILLed: it could not clean up after itself
+
+
+def test_the_sandboxs_python_starts_without_coursehub(tmp_path):
+    """The zygote is the only code of coursehub in a sandbox: the Python it starts imports no
+    coursehub module (a checkout's editable-install finder included), `import coursehub` fails,
+    and coursehub's `.pth` files hold only comments inside."""
+    from coursehub.grading.sandbox import bwrap, uids
+
+    lease = uids.acquire(preferred=400)
+    try:
+        spec = bwrap.SandboxSpec(workspace=tmp_path / "w", run_dir=tmp_path / "r", uid=lease.uid)
+        for d in (spec.workspace, spec.run_dir):
+            d.mkdir()
+            if bwrap.privileged():
+                os.chown(d, lease.uid, lease.uid)
+        cmd = bwrap.sandbox_command(spec)
+        assert cmd[-1] == bwrap.ZYGOTE_PATH
+        code = ("import sys\n"
+                "print(sorted(m for m in sys.modules if 'coursehub' in m))\n"
+                f"print([open(p).read() for p in {[str(p) for p in bwrap.coursehub_path_files()]!r}])\n"
+                "try:\n    import coursehub\nexcept ImportError:\n    print('no coursehub')\n")
+        proc = subprocess.run([*cmd[:-1], "-c", code], capture_output=True, text=True, timeout=60)
+    finally:
+        lease.release()
+    assert proc.returncode == 0, proc.stderr
+    mods, contents, imported = proc.stdout.splitlines()
+    assert mods == "[]", mods
+    for text in eval(contents):  # noqa: S307 - our own printed list literal
+        assert all(line.startswith("#") for line in text.splitlines()), text
+    assert imported == "no coursehub"

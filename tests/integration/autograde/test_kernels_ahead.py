@@ -115,8 +115,9 @@ def test_a_grader_needing_no_spare_starts_no_sandbox_ahead_and_still_grades(alic
 
 def test_a_pool_told_its_batch_size_starts_no_sandbox_that_no_submission_uses(alice_course, tmp_path, monkeypatch):
     """`coursehub autograde` tells its pool how many submissions come: three submissions on two
-    workers start the two workers' first slots and their spares (one worker grades two), and no
-    sandbox after a submission, since no worker can then get two more (before: seven starts)."""
+    workers start the two workers' first slots, a spare for a worker that sets up while all three
+    are untaken (one of them grades two), and no sandbox after a submission, since no worker can
+    then get two more. Before: seven starts, two at set-up and one after each submission."""
     from coursehub.grading.autograde.pool import GraderPool
 
     starts = tmp_path / "starts"
@@ -133,4 +134,5 @@ def test_a_pool_told_its_batch_size_starts_no_sandbox_that_no_submission_uses(al
     with GraderPool(index, alice_course.config, LIMITS, 2, first_slot=90, total=len(jobs)) as pool:
         results = list(pool.grade(jobs))
     assert [(r.status, r.score()) for r in results] == [("graded", 7.0)] * 3, [(r.error, r.reasons) for r in results]
-    assert len(starts.read_text().split()) == 4, starts.read_text()
+    # 3 or 4: the second worker to set up may already see a submission taken (then no spare)
+    assert len(starts.read_text().split()) in (3, 4), starts.read_text()

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook
+from nbgrader.api import BaseCell, Comment, Grade, Gradebook, MissingEntry
 from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 from sqlalchemy.exc import SAWarning
@@ -29,8 +29,52 @@ from . import steps
 from .grader import SubmissionResult
 
 
+class _NotebookRows:
+    """The gradebook as nbgrader's SaveAutoGrades sees it while it saves one submitted notebook:
+    that notebook's grades and comments are read in two queries up front, and `find_grade` /
+    `find_comment` answer from them. nbgrader's own lookups join seven tables per cell (the
+    parent's largest cost per submission, and a serial one). Same rows, same precedence (a grade
+    cell's grade before a task cell's of the same name, a solution cell's comment before a task
+    cell's); anything else, a cell not found included, goes to the real gradebook and its errors."""
+
+    _GRADED = {"GradeCell": 0, "TaskCell": 1}
+    _COMMENTED = {"SolutionCell": 0, "TaskCell": 1}
+
+    def __init__(self, gradebook: Gradebook, notebook: str, assignment: str, student: str) -> None:
+        self._gb = gradebook
+        self._key = (notebook, assignment, student)
+        try:
+            submitted = gradebook.find_submission_notebook(notebook, assignment, student)
+        except MissingEntry:  # nbgrader raises at its first lookup, if the notebook has a graded cell
+            self._grades = self._comments = {}
+            return
+        self._grades = self._by_cell_name(Grade, submitted.id, self._GRADED)
+        self._comments = self._by_cell_name(Comment, submitted.id, self._COMMENTED)
+
+    def _by_cell_name(self, model, notebook_id: str, rank: dict[str, int]) -> dict:
+        rows = (self._gb.db.query(model, BaseCell.name, BaseCell.type)
+                .join(BaseCell, BaseCell.id == model.cell_id)
+                .filter(model.notebook_id == notebook_id, BaseCell.type.in_(list(rank))).all())
+        found: dict = {}
+        for row, name, _type in sorted(rows, key=lambda r: rank[r[2]]):
+            found.setdefault(name, row)
+        return found
+
+    def find_grade(self, grade_cell: str, notebook: str, assignment: str, student: str) -> Grade:
+        grade = self._grades.get(grade_cell) if (notebook, assignment, student) == self._key else None
+        return grade if grade is not None else self._gb.find_grade(grade_cell, notebook, assignment, student)
+
+    def find_comment(self, solution_cell: str, notebook: str, assignment: str, student: str) -> Comment:
+        comment = self._comments.get(solution_cell) if (notebook, assignment, student) == self._key else None
+        return comment if comment is not None else self._gb.find_comment(solution_cell, notebook, assignment, student)
+
+    def __getattr__(self, name: str):
+        return getattr(self._gb, name)
+
+
 class _SaveAutoGrades(SaveAutoGrades):
-    """nbgrader's SaveAutoGrades on an already open gradebook (no connection per notebook)."""
+    """nbgrader's SaveAutoGrades on an already open gradebook (no connection per notebook), with
+    one notebook's grades and comments read at once (`_NotebookRows`)."""
 
     def __init__(self, gradebook: Gradebook, **kw) -> None:
         super().__init__(**kw)
@@ -40,7 +84,7 @@ class _SaveAutoGrades(SaveAutoGrades):
         self.notebook_id = resources["nbgrader"]["notebook"]
         self.assignment_id = resources["nbgrader"]["assignment"]
         self.student_id = resources["nbgrader"]["student"]
-        self.gradebook = self._gb
+        self.gradebook = _NotebookRows(self._gb, self.notebook_id, self.assignment_id, self.student_id)
         return NbGraderPreprocessor.preprocess(self, nb, resources)
 
 

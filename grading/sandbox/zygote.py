@@ -108,11 +108,23 @@ del sys.modules["debugpy"]
 # course environment may have other versions, where a name may not exist.
 for _name in ("IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect",
               "IPython.core.logger", "IPython.extensions.storemagic", "IPython.utils.wildcard",
-              "tornado.platform.asyncio", "executing", "asttokens", "fractions"):
+              "tornado.platform.asyncio", "executing", "asttokens", "fractions",
+              "zipfile", "importlib.readers", "importlib.resources.readers", "pwd"):
     try:
         __import__(_name)
     except ImportError:  # pragma: no cover - depends on the course environment
         pass
+
+# jupyter_client's ConnectionFileMixin.load_connection_info works out the default ip (every
+# interface of the machine, through psutil) even when the connection file names the ip: a quarter
+# of each kernel's start-up CPU. Found once here, in this sandbox's network namespace, which is
+# also the kernels'; jupyter_client keeps the answer for the process (and so for its forks).
+try:
+    from jupyter_client import localinterfaces
+
+    localinterfaces.localhost()
+except Exception:  # noqa: BLE001 - another jupyter_client: each kernel finds it, as it would anyway
+    pass
 
 # Frozen before the first fork (the pattern gc.freeze() is for): the kernels' collections skip the
 # imported modules' objects, so a kernel neither spends CPU on them nor copies their pages.

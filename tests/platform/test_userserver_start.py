@@ -154,6 +154,52 @@ def test_jsonschema_checks_iris_as_before_without_the_parser_at_import():
     assert out.stdout.strip() == "ok"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("rfc3986_validator") is None, reason="rfc3986-validator not installed")
+def test_jsonschema_checks_uris_as_before_without_compiling_them_at_import():
+    out = _run(
+        "import sys\n"
+        "import coursehub  # puts the stand-in in place\n"
+        "import jsonschema, jupyter_events\n"
+        "assert 'URI_RE_COMP' not in vars(sys.modules['rfc3986_validator']), 'the URI patterns were compiled at import'\n"
+        "check = jsonschema.FormatChecker()\n"
+        "assert check.conforms('https://example.org/a?b=1#c', 'uri')\n"
+        "assert not check.conforms('no scheme at all', 'uri')\n"
+        "assert not check.conforms('http://exa mple.org/', 'uri')\n"
+        "assert check.conforms('../relative/path', 'uri-reference')\n"
+        "assert not check.conforms('http://[::1', 'uri-reference')\n"
+        "import rfc3986_validator\n"
+        "assert rfc3986_validator.validate_rfc3986('mailto:a@b.org')  # the real module, after first use\n"
+        "assert rfc3986_validator.URI_RE_COMP.pattern\n"
+        "print('ok')\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("isoduration") is None, reason="isoduration not installed")
+def test_jsonschema_checks_durations_as_before_without_arrow_at_import():
+    """jsonschema takes isoduration's exception class at import; the class it catches must be the one
+    the real parser raises, or a malformed duration would raise instead of failing the check."""
+    out = _run(
+        "import sys\n"
+        "import coursehub  # the package without its __init__\n"
+        "import jsonschema, jupyter_events\n"
+        "assert 'arrow' not in sys.modules and 'isoduration.parser.parsing' not in sys.modules\n"
+        "check = jsonschema.FormatChecker()\n"
+        "assert check.conforms('P3Y6M4DT12H30M5S', 'duration')\n"
+        "assert not check.conforms('P', 'duration')  # EmptyDuration, caught as DurationParsingException\n"
+        "assert not check.conforms('PT1X', 'duration')\n"
+        "assert 'arrow' in sys.modules\n"
+        "import isoduration\n"
+        "from isoduration import parse_duration, DurationParsingException, format_duration\n"
+        "from isoduration.parser.exceptions import EmptyDuration\n"
+        "assert issubclass(EmptyDuration, DurationParsingException)\n"
+        "assert isoduration.DurationParsingException is DurationParsingException\n"
+        "assert format_duration(parse_duration('P1D')) == 'P1D'\n"
+        "print('ok')\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jupyterlab") is None, reason="JupyterLab not installed")
 def test_jupyterlab_is_imported_without_asking_yarn_and_builds_still_do():
     out = _run(

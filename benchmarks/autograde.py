@@ -13,7 +13,8 @@ twice, runs the upstream `nbgrader autograde` on one copy and `coursehub autogra
 then prints both times, throughput ratio, peak memory (sum of PSS over each command's process tree)
 and whether every grade in the two gradebooks is identical, cell by cell. With --repeat R the two run
 R times, interleaved (each on a fresh copy), and min and median are printed; the ratio is of medians.
-Also printed: coursehub's start-up (until the first sandbox exists), the machine's load average
+Also printed: coursehub's start-up (until the first sandbox exists, and until its first kernel is
+forked: grading can start), the machine's load average
 around each run, and the floor measured on this machine: a bare kernel start and the execution of
 one correct submission's cells (nbclient, no sandbox, no nbgrader steps).
 """
@@ -49,18 +50,28 @@ def _memory(p: psutil.Process) -> int:
         return p.memory_info().rss
 
 
-def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess, float | None]:
+def _is_kernel(p: psutil.Process) -> bool:
+    """A kernel forked by a sandbox's zygote: a zygote.py process whose parent is one too."""
+    if "zygote.py" not in " ".join(p.cmdline()):
+        return False
+    parent = p.parent()
+    return parent is not None and "zygote.py" in " ".join(parent.cmdline())
+
+
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess, tuple]:
     """Wall time, peak summed PSS of the command's whole process tree, and when the first sandbox
-    (a bwrap process) appeared in that tree (None: never)."""
+    (a bwrap process) and the first kernel (forked in a sandbox: a submission can start grading)
+    appeared in that tree (None: never), sampled every 0.1 s."""
     env = venv_env()
     t0 = time.monotonic()
     proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     first_sandbox: float | None = None
+    first_kernel: float | None = None
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, first_sandbox
+        nonlocal peak, first_sandbox, first_kernel
         while not done.is_set():
             try:
                 procs = [proc, *proc.children(recursive=True)]
@@ -70,6 +81,8 @@ def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.Comp
                         total += _memory(p)
                         if first_sandbox is None and p.name() == "bwrap":
                             first_sandbox = time.monotonic() - t0
+                        if first_kernel is None and first_sandbox is not None and _is_kernel(p):
+                            first_kernel = time.monotonic() - t0
                     except psutil.Error:
                         pass
                 peak = max(peak, total)
@@ -83,7 +96,7 @@ def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.Comp
     elapsed = time.monotonic() - t0
     done.set()
     t.join()
-    return elapsed, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err), first_sandbox
+    return elapsed, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err), (first_sandbox, first_kernel)
 
 
 def floor(course: Path, repeat: int, nbs: dict) -> tuple[float, float]:
@@ -137,6 +150,10 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def _at(t: float | None) -> str:
+    return f"{t:.2f}" if t is not None else "n/a"
+
+
 def _stats(xs: list[float]) -> str:
     return f"min {min(xs):6.1f}  median {statistics.median(xs):6.1f}"
 
@@ -172,7 +189,7 @@ def main() -> int:
         cores = os.cpu_count() or 1
         print(f"{n} submissions of {course_id}/{args.assignment} ({len(solved)} notebooks each), {cores} cores, "
               f"{args.repeat} run(s) of each, interleaved; load average before: {_load()}", flush=True)
-        t_ups, m_ups, t_ours, m_ours, firsts = [], [], [], [], []
+        t_ups, m_ups, t_ours, m_ours, firsts, kernels = [], [], [], [], [], []
         ok = True
         diff: list = []
         a = b = {}
@@ -196,7 +213,7 @@ def main() -> int:
             if args.workers:
                 cmd += ["--workers", str(args.workers)]
             before = _load()
-            t_our, mem_our, p_our, first = run_measured(cmd, ours)
+            t_our, mem_our, p_our, (first, kernel) = run_measured(cmd, ours)
             if p_our.returncode != 0:
                 ok = False
                 print(p_our.stdout[-2000:], p_our.stderr[-2000:], file=sys.stderr)
@@ -204,8 +221,10 @@ def main() -> int:
             m_ours.append(mem_our)
             if first is not None:
                 firsts.append(first)
+            if kernel is not None:
+                kernels.append(kernel)
             print(f"  run {r + 1} coursehub autograde: {t_our:7.1f} s  {n / t_our:6.2f} submissions/s  "
-                  f"peak {mem_our / 2**20:6.0f} MiB  first sandbox at {first if first is not None else float('nan'):.2f} s"
+                  f"peak {mem_our / 2**20:6.0f} MiB  first sandbox at {_at(first)} s, first kernel at {_at(kernel)} s"
                   f"  (sandbox on; load {before} -> {_load()})", flush=True)
             if not args.skip_nbgrader:
                 a = samples.gradebook_snapshot(f"sqlite:///{ups / 'gradebook.db'}", course_id, args.assignment)
@@ -224,6 +243,9 @@ def main() -> int:
         print(f"  coursehub autograde: {_stats(t_ours)} s   peak memory median {statistics.median(m_ours) / 2**20:6.0f} MiB")
         if firsts:
             print(f"  coursehub start-up : {_stats(firsts)} s   (process start until the first sandbox exists)")
+        if kernels:
+            print(f"                       {_stats(kernels)} s   (... until its first kernel is forked: grading starts;"
+                  " sampled every 0.1 s)")
         if t_ups:
             print(f"  throughput ratio   : {statistics.median(t_ups) / statistics.median(t_ours):.2f}x "
                   f"(best runs {min(t_ups) / min(t_ours):.2f}x); memory ratio "

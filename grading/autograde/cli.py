@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from coursehub.grading.envparity import MISMATCH, RECORD_FILE
 
     from .environment import EnvironmentNotBuilt, ParityCheck, course_id_of, course_runtime
-    from .grader import SubmissionResult
+    from .grader import SubmissionJob, SubmissionResult
 
     try:  # the course's own environment: grading with other packages would give wrong grades
         runtime = course_runtime(settings, course_id_of(course.config))
@@ -83,15 +84,26 @@ def run(args: argparse.Namespace) -> int:
     parity = ParityCheck.for_course(settings, course_id_of(course.config), index, args.accept_environment_mismatch)
     checks = {s: parity.check(course.submission_dir(s, args.assignment), s, args.assignment) for s in todo}
     refused = [SubmissionResult(s, args.assignment, MISMATCH, error=p.reason) for s, p in checks.items() if not p.graded]
-    jobs = {s: _job(course, s, args.assignment, index) for s in todo if checks[s].graded}
+    graded = [s for s in todo if checks[s].graded]
+    jobs: dict[str, SubmissionJob] = {}
+
+    def each_job() -> Iterator[SubmissionJob]:
+        """Each submission read when the pool takes it (in the pool's feeder thread): the first
+        sandbox does not wait until every submission of a large batch has been read."""
+        for student in graded:
+            jobs[student] = _job(course, student, args.assignment, index)
+            yield jobs[student]
+
     t0 = time.monotonic()
     statuses: Counter[str] = Counter()
     problems: list[str] = []
-    with GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer, \
-            (GraderPool(index, course.config, limits, min(workers, len(jobs)), runtime=runtime, total=len(jobs)) if jobs
-             else contextlib.nullcontext()) as pool:
+    # The workers fork first and start their sandboxes (a Python importing ipykernel in each) while
+    # this process opens the gradebook and reads the submissions.
+    with (GraderPool(index, course.config, limits, min(workers, len(graded)), runtime=runtime, total=len(graded))
+          if graded else contextlib.nullcontext()) as pool, \
+            GradebookWriter(course.db_url, course.course_id, course.root, course.config) as writer:
         bar = tqdm(total=len(todo), unit="sub", desc=f"autograde {args.assignment}", disable=args.no_progress)
-        for result in itertools.chain(refused, pool.grade(jobs.values()) if jobs else ()):
+        for result in itertools.chain(refused, pool.grade(each_job()) if graded else ()):
             statuses[result.status] += 1
             if result.status == MISMATCH:
                 problems.append(f"{result.student}: {result.error}")

@@ -76,3 +76,20 @@ def schema_change(url: str, lock_key: int, *, wal: bool = True) -> Iterator[Conn
             yield conn
     finally:
         engine.dispose()
+
+
+def use_wal(sqlite_file: Path) -> str:
+    """Put a SQLite database file (created if missing) in WAL mode, which the file keeps for every
+    later connection, and return the journal mode it has now ("wal", or what SQLite kept). For a
+    database whose engine other code makes (JupyterHub's own): a commit then appends to the log with
+    one fsync, instead of writing, syncing and deleting a rollback journal and syncing the database
+    file. Durability stays (`synchronous` is still FULL). Not for a file on a network filesystem
+    (WAL needs shared memory between the processes that open it)."""
+    import sqlite3
+
+    sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(sqlite_file, timeout=SQLITE_BUSY_SECONDS)
+    try:
+        return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+    finally:
+        conn.close()

@@ -8,6 +8,7 @@ through a hub extension (`extensions.py`).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -18,10 +19,13 @@ from coursehub.paths import SOURCE_ROOT
 from . import ports
 from .auth import configure_sign_in
 from .courses import Catalog
+from .database import use_wal
 from .extensions import hub_extensions
 from .profiles import profile_for
 from .settings import Settings
 from .userconfig import write_role_configs
+
+log = logging.getLogger(__name__)
 
 
 def apply(c: Any, settings: Settings, catalog: Catalog) -> None:
@@ -40,6 +44,13 @@ def configure_hub(c: Any, settings: Settings) -> None:
     c.JupyterHub.hub_ip = "127.0.0.1" if settings.local else "0.0.0.0"
     c.JupyterHub.hub_port = hub.hub_port or ports.free_port()
     c.JupyterHub.db_url = settings.hub_db_url()
+    if settings.local and not settings.hub.db_url:
+        # JupyterHub commits on its event loop (several times per new user, once per new token's
+        # first use); in WAL mode a commit is one fsync of the log. The default file only: a
+        # database an operator names may sit on a network filesystem, where WAL does not work.
+        mode = use_wal(settings.state_dir / "jupyterhub.sqlite")
+        if mode != "wal":
+            log.warning("the hub's SQLite database stays in %s mode: %s", mode, settings.state_dir)
     c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
     c.JupyterHub.active_server_limit = hub.active_server_limit

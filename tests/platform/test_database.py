@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
-from coursehub.platform.database import make_engine
+from coursehub.platform.database import make_engine, use_wal
 
 
 def _pragmas(engine) -> dict[str, object]:
@@ -51,3 +51,35 @@ def test_immediate_writes_take_the_lock_at_begin(tmp_path, immediate):
     finally:
         other.close()
         engine.dispose()
+
+
+def _journal_and_sync(path) -> tuple[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0], conn.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_use_wal_puts_a_new_file_in_wal_for_every_later_connection(tmp_path):
+    path = tmp_path / "state" / "jupyterhub.sqlite"
+    assert use_wal(path) == "wal"
+    # a connection that sets nothing (as JupyterHub's engine) finds WAL, and still fsyncs each commit
+    assert _journal_and_sync(path) == ("wal", 2)
+    assert use_wal(path) == "wal"  # again: nothing changes
+
+
+def test_use_wal_keeps_an_existing_databases_rows(tmp_path):
+    path = tmp_path / "jupyterhub.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.executemany("INSERT INTO users VALUES (?)", [("ada",), ("grace",)])
+    conn.commit()
+    conn.close()
+    assert _journal_and_sync(path)[0] == "delete"
+    assert use_wal(path) == "wal"
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT name FROM users ORDER BY name").fetchall() == [("ada",), ("grace",)]
+    finally:
+        conn.close()

@@ -98,6 +98,9 @@ def fire(prepared: list[tuple[requests.Session, str, dict]]) -> tuple[list[float
     def post(item: tuple[requests.Session, str, dict]) -> None:
         nonlocal failures
         s, action, fields = item
+        # A fresh connection: one kept alive since the launch was prepared may be closed by the
+        # proxy's idle timeout just as the post goes out (a reset no browser would report).
+        s.close()
         barrier.wait()
         t0 = time.perf_counter()
         try:

@@ -48,9 +48,9 @@ def configure_hub(c: Any, settings: Settings) -> None:
         # JupyterHub commits on its event loop (several times per new user, once per new token's
         # first use); in WAL mode a commit is one fsync of the log. The default file only: a
         # database an operator names may sit on a network filesystem, where WAL does not work.
-        mode = use_wal(settings.state_dir / "jupyterhub.sqlite")
+        mode = use_wal(settings.default_hub_db_file())
         if mode != "wal":
-            log.warning("the hub's SQLite database stays in %s mode: %s", mode, settings.state_dir)
+            log.warning("the hub's SQLite database stays in %s mode: %s", mode, settings.default_hub_db_file())
     c.JupyterHub.cookie_secret_file = str(settings.state_dir / "jupyterhub_cookie_secret")
     c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit
     c.JupyterHub.active_server_limit = hub.active_server_limit

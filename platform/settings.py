@@ -242,7 +242,11 @@ class Settings(Section):
         return self.mode == "local"
 
     def hub_db_url(self) -> str:
-        return self.hub.db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
+        return self.hub.db_url or f"sqlite:///{self.default_hub_db_file()}"
+
+    def default_hub_db_file(self) -> Path:
+        """The hub's SQLite file when `hub.db_url` names no database."""
+        return self.state_dir / "jupyterhub.sqlite"
 
     def grading_db_url(self) -> str:
         return self.grading.db_url or f"sqlite:///{self.state_dir / 'grading.sqlite'}"

@@ -27,23 +27,6 @@ def test_the_local_hubs_default_database_is_in_wal_mode(tmp_path):
     assert _mode(db) == "wal"
 
 
-def test_an_existing_hub_database_is_switched_with_its_data(tmp_path):
-    (tmp_path / "state").mkdir()
-    db = tmp_path / "state" / "jupyterhub.sqlite"
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE users (name TEXT)")
-    conn.execute("INSERT INTO users VALUES ('ada')")
-    conn.commit()
-    conn.close()
-    configure_hub(Config(), Settings(state_dir=tmp_path / "state", courses_dir=tmp_path / "courses"))
-    assert _mode(db) == "wal"
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("SELECT name FROM users").fetchall() == [("ada",)]
-    finally:
-        conn.close()
-
-
 def test_a_database_the_operator_names_is_left_alone(tmp_path):
     """It may live on a network filesystem, where WAL's shared memory does not work."""
     named = tmp_path / "shared" / "hub.sqlite"

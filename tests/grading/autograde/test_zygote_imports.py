@@ -48,8 +48,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def _kernel_start_report() -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, zygote.__file__], capture_output=True, text=True,
+def _kernel_start_report(zygote_file: str = zygote.__file__) -> dict:
+    proc = subprocess.run([sys.executable, "-c", PROBE, zygote_file], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("REPORT "))
@@ -73,8 +73,6 @@ def test_the_probe_sees_a_kernel_start_that_does_its_own_work(tmp_path):
     assert lean != source
     copy = tmp_path / "zygote.py"
     copy.write_text(lean)
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(copy)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("REPORT ")).removeprefix("REPORT "))
+    report = _kernel_start_report(str(copy))
     assert "psutil" in report["imported"]
     assert report["looked_up_interfaces"] == 1

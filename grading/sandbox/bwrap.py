@@ -34,6 +34,10 @@ WORKSPACE = "/home/student/work"
 RUN_DIR = "/run/kernel"
 ZYGOTE_PATH = "/opt/coursehub/zygote.py"
 
+#: What runs in a sandbox whose zygote the kernel template forks in (kernel_template.py): it says
+#: the sandbox is built, then only holds it open.
+PLACEHOLDER = ["/bin/sh", "-c", "echo built && exec sleep infinity >/dev/null"]
+
 #: Small parts of /etc a Python process can use (read-only, only those that exist).
 ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives", "/etc/fonts", "/etc/mime.types")
 
@@ -104,9 +108,10 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
-def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
-    """The full argv: bwrap ... [setpriv ...] python zygote.py. With a course environment
-    (`spec.python`), only that environment and its base interpreter are visible, not coursehub's."""
+def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[str] | None = None) -> list[str]:
+    """The full argv: bwrap ... [setpriv ...] python zygote.py (or `command`, e.g. PLACEHOLDER).
+    With a course environment (`spec.python`), only that environment and its base interpreter are
+    visible, not coursehub's."""
     python = str(python or spec.python or sys.executable)
     runtime = runtime_paths() if spec.runtime is None else sorted({*spec.runtime, Path("/usr")})
     ro = [str(p) for p in runtime + list(spec.extra_ro)]
@@ -148,5 +153,5 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None) -> list[str]:
     if privileged():
         cmd += [SETPRIV, f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    cmd += [python, "-s", ZYGOTE_PATH]
+    cmd += command or [python, "-s", ZYGOTE_PATH]
     return cmd

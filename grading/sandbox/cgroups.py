@@ -174,6 +174,10 @@ class SubmissionCgroup:
                 _write(mem / "memory.memsw.limit_in_bytes", str(memory_bytes))
             _write(pids / "pids.max", str(processes))
 
+    def procs_files(self) -> list[str]:
+        """The `cgroup.procs` files a process writes its pid (or 0) to, to move itself in."""
+        return list(self._procs_files)
+
     def attach_self(self) -> None:
         """Move the calling process in. Runs between fork and exec of the sandbox, so it uses
         only plain system calls (no locks another thread could have held at fork time)."""

@@ -19,7 +19,9 @@ import logging
 import os
 import queue
 import secrets
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import cgroups, uids
-from .bwrap import RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
+from . import cgroups, kernel_template, uids
+from .bwrap import PLACEHOLDER, RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
 from .cleanup import Discarder, sweep_stale_roots
 from .limits import KernelLimits
 
@@ -155,6 +157,8 @@ class SandboxSlot:
         self._discarder = Discarder()
         sweep_stale_roots(self.root.parent, "coursehub-sandbox-", self._discarder)
         self._events: queue.Queue = queue.Queue()
+        self._gone = threading.Event()
+        self._tx = self._channel = None  # the zygote's channel: bwrap's stdin, or a socket (template)
         self._exited: dict[int, int] = {}
         self._lock = threading.Lock()
         self.kernel: KernelInfo | None = None
@@ -194,18 +198,30 @@ class SandboxSlot:
                            data=self.data)
         self._events = queue.Queue()
         self._exited = {}
+        self._gone = threading.Event()
+        own_runtime = self.python is None and self.runtime is None
+        use_template = kernel_template.wanted(privileged(), own_runtime)
         try:
+            if use_template:  # started (or found) first: its imports overlap bubblewrap's set-up
+                template = kernel_template.template(_popen)
             self.proc = _popen(
-                sandbox_command(spec), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                sandbox_command(spec, command=PLACEHOLDER if use_template else None),
+                stdin=subprocess.DEVNULL if use_template else subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
                 preexec_fn=self.cgroup.attach_self if self.cgroup is not None else None,
             )
         except (OSError, subprocess.SubprocessError) as e:
             self.teardown()
             raise SandboxError(f"sandbox slot {self.slot}: bubblewrap could not be started ({e})") from e
-        threading.Thread(target=self._read, args=(self.proc, self._events), daemon=True,
-                         name=f"sandbox-slot-{self.slot}").start()
         try:
+            if use_template:
+                channel = self._fork_zygote_in(template, spec)
+                self._channel = channel
+                stream, self._tx = channel.makefile("rb"), channel.makefile("wb")
+            else:
+                stream, self._tx = self.proc.stdout, self.proc.stdin
+            threading.Thread(target=self._read, args=(stream, self._events, self._gone), daemon=True,
+                             name=f"sandbox-slot-{self.slot}").start()
             ev = self._wait_for("ready", timeout=120)
         except SandboxError:
             self.teardown()
@@ -218,8 +234,28 @@ class SandboxSlot:
             raise SandboxError(f"sandbox slot {self.slot}: could not find the sandbox's pid namespace")
         log.debug("sandbox slot %s generation %s ready (zygote pid %s)", self.slot, self.generation, ev["pid"])
 
+    def _fork_zygote_in(self, template: kernel_template.KernelTemplate, spec: SandboxSpec) -> socket.socket:
+        """Wait until bubblewrap has built the sandbox (its placeholder says so), then have the
+        template fork the zygote into it. Returns the zygote's channel."""
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 120)
+        if not ready or self.proc.stdout.readline() != b"built\n":
+            raise SandboxError(f"sandbox slot {self.slot}: the sandbox was not built (bwrap status {self.proc.poll()})")
+        self.proc.stdout.close()
+        kids = _children(self.proc.pid)
+        placeholder = _children(kids[0]) if kids else []
+        if not placeholder:
+            raise SandboxError(f"sandbox slot {self.slot}: the sandbox's placeholder is gone")
+        python = spec.python or Path(sys.executable)
+        try:
+            return template.enter(placeholder[0], self.uid, self.cgroup.procs_files() if self.cgroup else [],
+                                  path=f"{Path(python).parent}:/usr/bin:/bin", workspace=WORKSPACE)
+        except kernel_template.TemplateError as e:
+            raise SandboxError(f"sandbox slot {self.slot}: {e}") from e
+
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        """Is the sandbox running, with its zygote listening?"""
+        return self.proc is not None and self.proc.poll() is None and not self._gone.is_set()
 
     def kill_sandbox(self) -> None:
         """Kill every process of the current sandbox now (its namespace init, bwrap, its cgroup)."""
@@ -251,11 +287,13 @@ class SandboxSlot:
             proc = self.proc
             self.kill_sandbox()
             self.proc = None
-            if proc is not None:
+            for end in (self._tx, self._channel):
                 try:
-                    proc.stdin.close()
+                    if end is not None:
+                        end.close()
                 except OSError:
                     pass
+            self._tx = self._channel = None
             deadline = time.monotonic() + timeout
             left = self.leftovers()
             while left and time.monotonic() < deadline:
@@ -366,12 +404,16 @@ class SandboxSlot:
 
     # -- pipe -------------------------------------------------------------------------------------
     @staticmethod
-    def _read(proc: subprocess.Popen, events: queue.Queue) -> None:
-        for line in proc.stdout:
-            try:
-                events.put(json.loads(line))
-            except ValueError:
-                continue
+    def _read(stream, events: queue.Queue, gone: threading.Event) -> None:  # noqa: ANN001 - a binary file
+        try:
+            for line in stream:
+                try:
+                    events.put(json.loads(line))
+                except ValueError:
+                    continue
+        except (OSError, ValueError):  # closed by teardown
+            pass
+        gone.set()
         events.put({"op": "eof"})
 
     def _drain(self) -> None:
@@ -406,12 +448,12 @@ class SandboxSlot:
                 raise SandboxError(f"sandbox slot {self.slot}: the sandbox exited (bwrap status {status})")
 
     def _request(self, req: dict, op: str, timeout: float) -> dict:
-        proc = self.proc
-        if proc is None or proc.stdin is None:
+        tx = self._tx
+        if self.proc is None or tx is None:
             raise SandboxError(f"sandbox slot {self.slot} is not running")
         try:
-            proc.stdin.write((json.dumps(req) + "\n").encode())
-            proc.stdin.flush()
+            tx.write((json.dumps(req) + "\n").encode())
+            tx.flush()
         except (BrokenPipeError, OSError, ValueError) as e:
             raise SandboxError(f"sandbox slot {self.slot}: zygote unreachable ({e})") from e
         return self._wait_for(op, timeout)

@@ -16,6 +16,8 @@ Protocol: one JSON object per line on stdin, one per line on stdout.
   <- {"op": "exit", "pid": N, "status": S}   (unsolicited: the kernel process ended)
   <- {"op": "ready", "pid": N}          (once, at start)
 This file only uses the standard library and ipykernel: it is the only code of ours in the sandbox.
+It is started in the sandbox by a new interpreter (`python zygote.py`), or forked into it already
+imported by the worker's kernel template (template.py), which then calls `main()`.
 """
 
 # ruff: noqa: E402 - the collector is paused before the imports below
@@ -109,22 +111,12 @@ del sys.modules["debugpy"]
 for _name in ("IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect",
               "IPython.core.logger", "IPython.extensions.storemagic", "IPython.utils.wildcard",
               "tornado.platform.asyncio", "executing", "asttokens", "fractions",
-              "zipfile", "importlib.readers", "importlib.resources.readers", "pwd"):
+              "zipfile", "importlib.readers", "importlib.resources.readers", "pwd",
+              "psutil"):  # what find_local_interfaces uses: the kernel template imports it only once
     try:
         __import__(_name)
     except ImportError:  # pragma: no cover - depends on the course environment
         pass
-
-# jupyter_client's ConnectionFileMixin.load_connection_info works out the default ip (every
-# interface of the machine, through psutil) even when the connection file names the ip: a quarter
-# of each kernel's start-up CPU. Found once here, in this sandbox's network namespace, which is
-# also the kernels'; jupyter_client keeps the answer for the process (and so for its forks).
-try:
-    from jupyter_client import localinterfaces
-
-    localinterfaces.localhost()
-except Exception:  # noqa: BLE001 - another jupyter_client: each kernel finds it, as it would anyway
-    pass
 
 # Frozen before the first fork (the pattern gc.freeze() is for): the kernels' collections skip the
 # imported modules' objects, so a kernel neither spends CPU on them nor copies their pages.
@@ -145,7 +137,8 @@ def send(obj):
     sys.stdout.flush()
 
 
-def reap():
+def ended():
+    """(pid, status) of every child that has ended, reaped without waiting."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -153,6 +146,11 @@ def reap():
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def reap():
+    for pid, status in ended():
         send({"op": "exit", "pid": pid, "status": status})
 
 
@@ -189,8 +187,24 @@ def not_dumpable():
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_dumpable, 0, 0, 0, 0)
 
 
+def find_local_interfaces():
+    """jupyter_client's ConnectionFileMixin.load_connection_info works out the default ip (every
+    interface of the machine, through psutil) even when the connection file names the ip: a quarter
+    of each kernel's start-up CPU. Found once per sandbox, before the first kernel is forked, in
+    the sandbox's network namespace, which is also the kernels'; jupyter_client keeps the answer
+    for the process (and so for its forks). Not at import: the kernel template (template.py)
+    imports this module outside any sandbox."""
+    try:
+        from jupyter_client import localinterfaces
+
+        localinterfaces.localhost()
+    except Exception:  # noqa: BLE001 - another jupyter_client: each kernel finds it, as it would anyway
+        pass
+
+
 def main():
     not_dumpable()
+    find_local_interfaces()
     rfd, wfd = os.pipe()
     os.set_blocking(wfd, False)
     os.set_blocking(rfd, False)

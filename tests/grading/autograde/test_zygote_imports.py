@@ -11,12 +11,13 @@ from pathlib import Path
 
 from coursehub.grading.sandbox import zygote
 
-# The zygote's imports (run_path: the module without its main loop), then a fork that starts an
+# The zygote's imports (run_path: the module without its main loop) and what its main() does
+# before the first fork (the interface look-up), then a fork that starts an
 # ordinary IPKernelApp the way run_kernel does, reporting what the kernel's start imported and
 # whether it went looking for the machine's network interfaces.
 PROBE = textwrap.dedent("""
     import json, os, runpy, sys, tempfile
-    runpy.run_path(sys.argv[1], run_name="zygote")
+    runpy.run_path(sys.argv[1], run_name="zygote")["find_local_interfaces"]()
     from jupyter_client import localinterfaces
     from jupyter_client.connect import write_connection_file
     folder = tempfile.mkdtemp()
@@ -69,7 +70,7 @@ def test_the_probe_sees_a_kernel_start_that_does_its_own_work(tmp_path):
     """The same probe on a zygote without the pre-loading reports the imports and the look-up: the
     test above can fail."""
     source = Path(zygote.__file__).read_text()
-    lean = source.replace("    localinterfaces.localhost()\n", "    pass\n")
+    lean = source.replace("        localinterfaces.localhost()\n", "        pass\n")
     assert lean != source
     copy = tmp_path / "zygote.py"
     copy.write_text(lean)

@@ -1,0 +1,111 @@
+"""The worker's side of the kernel template (template.py): start it, ask it to fork a zygote into a sandbox.
+
+One template per worker process, shared by its sandbox slots, started on first use and again if it
+ever dies. It is used only where it can join a sandbox (the worker runs as root) and only for
+coursehub's own environment (a course environment's Python starts its zygote in each sandbox, as
+the template would otherwise run that environment's imports as root). `COURSEHUB_SANDBOX_TEMPLATE=0`
+turns it off: every sandbox then starts a new interpreter for its zygote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+TEMPLATE = Path(__file__).with_name("template.py")
+ENV = "COURSEHUB_SANDBOX_TEMPLATE"
+
+
+class TemplateError(RuntimeError):
+    """The template could not start or could not put a zygote into the sandbox."""
+
+
+def wanted(privileged: bool, own_runtime: bool) -> bool:
+    return privileged and own_runtime and os.environ.get(ENV, "1") != "0"
+
+
+class KernelTemplate:
+    """A running template process and its control socket."""
+
+    def __init__(self, popen: Callable[..., subprocess.Popen]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            # An empty environment: a forked zygote can read its template's initial environment
+            # in /proc/self/environ, so nothing of the worker's (tokens, database URLs) is in it.
+            self.proc = popen([sys.executable, "-s", str(TEMPLATE)], stdin=theirs.fileno(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
+                              start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                              cwd="/")
+        finally:
+            theirs.close()
+        self.control = ours
+        self._lines = ours.makefile("rb")
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _reply(self, timeout: float) -> dict:
+        self.control.settimeout(timeout)
+        try:
+            line = self._lines.readline()
+        except OSError as e:
+            raise TemplateError(f"the kernel template did not answer ({e})") from e
+        if not line:
+            raise TemplateError(f"the kernel template exited (status {self.proc.poll()})")
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def enter(self, pid: int, uid: int, cgroup_procs: list[str], path: str, workspace: str,
+              timeout: float = 120) -> socket.socket:
+        """Fork a zygote into the sandbox whose placeholder has host pid `pid`. Returns the host's
+        end of the zygote's channel (the zygote says "ready" on it once it is listening)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        req = {"op": "enter", "pid": pid, "uid": uid, "cgroup": cgroup_procs, "path": path, "workspace": workspace}
+        try:
+            with self._lock:
+                if not self._ready:
+                    if self._reply(timeout).get("op") != "ready":
+                        raise TemplateError("the kernel template did not start")
+                    self._ready = True
+                try:
+                    socket.send_fds(self.control, [(json.dumps(req) + "\n").encode()], [theirs.fileno()])
+                except OSError as e:
+                    raise TemplateError(f"the kernel template is unreachable ({e})") from e
+                reply = self._reply(timeout)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        if reply.get("op") != "entered" or reply.get("status") != 0:
+            ours.close()
+            raise TemplateError(f"the kernel template could not join the sandbox ({reply})")
+        return ours
+
+    def close(self) -> None:
+        self.control.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+_current: tuple[int, KernelTemplate] | None = None
+_current_lock = threading.Lock()
+
+
+def template(popen: Callable[..., subprocess.Popen]) -> KernelTemplate:
+    """This process's template (a new one after a fork, or if the last one died)."""
+    global _current
+    with _current_lock:
+        if _current is None or _current[0] != os.getpid() or not _current[1].alive():
+            if _current is not None and _current[0] == os.getpid():
+                _current[1].close()  # it died: reap it
+            _current = (os.getpid(), KernelTemplate(popen))
+        return _current[1]

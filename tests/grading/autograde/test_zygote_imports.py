@@ -70,8 +70,8 @@ def test_the_probe_sees_a_kernel_start_that_does_its_own_work(tmp_path):
     """The same probe on a zygote without the pre-loading reports the imports and the look-up: the
     test above can fail."""
     source = Path(zygote.__file__).read_text()
-    lean = source.replace("        localinterfaces.localhost()\n", "        pass\n")
-    assert lean != source
+    lean = source.replace("        localinterfaces.localhost()\n", "        pass\n").replace('"psutil"', '"os"')
+    assert lean.count("pass\n") > source.count("pass\n") and '"psutil"' not in lean
     copy = tmp_path / "zygote.py"
     copy.write_text(lean)
     report = _kernel_start_report(str(copy))

@@ -51,11 +51,16 @@ def _memory(p: psutil.Process) -> int:
 
 
 def _is_kernel(p: psutil.Process) -> bool:
-    """A kernel forked by a sandbox's zygote: a zygote.py process whose parent is one too."""
-    if "zygote.py" not in " ".join(p.cmdline()):
-        return False
+    """A kernel forked by a sandbox's zygote: a zygote.py process whose parent is one too; with the
+    kernel template, a template.py process whose parent is a zygote (a template.py process that
+    runs as a slot's uid: the template itself runs as root)."""
+    cmd = " ".join(p.cmdline())
     parent = p.parent()
-    return parent is not None and "zygote.py" in " ".join(parent.cmdline())
+    if parent is None:
+        return False
+    if "zygote.py" in cmd:
+        return "zygote.py" in " ".join(parent.cmdline())
+    return "template.py" in cmd and "template.py" in " ".join(parent.cmdline()) and parent.uids().real != 0
 
 
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess, tuple]:

@@ -108,10 +108,12 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
-def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[str] | None = None) -> list[str]:
+def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[str] | None = None,
+                    info_fd: int | None = None) -> list[str]:
     """The full argv: bwrap ... [setpriv ...] python zygote.py (or `command`, e.g. PLACEHOLDER).
     With a course environment (`spec.python`), only that environment and its base interpreter are
-    visible, not coursehub's."""
+    visible, not coursehub's. `info_fd`: bwrap writes the sandbox's init pid and namespaces there
+    (JSON) as soon as it exists, then closes it."""
     python = str(python or spec.python or sys.executable)
     runtime = runtime_paths() if spec.runtime is None else sorted({*spec.runtime, Path("/usr")})
     ro = [str(p) for p in runtime + list(spec.extra_ro)]
@@ -122,6 +124,8 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[
            "--die-with-parent", "--new-session"]
     if not privileged():
         cmd += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    if info_fd is not None:
+        cmd += ["--info-fd", str(info_fd)]
     # The private /tmp comes first: the runtime may itself live below /tmp (a checkout or CI clone
     # there), and a later tmpfs would hide it.
     cmd += ["--perms", "1777", "--size", str(spec.tmp_bytes), "--tmpfs", "/tmp"]

@@ -61,21 +61,6 @@ class KernelInfo:
     generation: int = 0
 
 
-def _children(ppid: int) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
-            out.append(int(name))
-    return out
-
-
 def _pid_ns(pid: int) -> int | None:
     try:
         return os.stat(f"/proc/{pid}/ns/pid").st_ino
@@ -93,26 +78,32 @@ def _zombie(pid: int) -> bool:
 
 def processes_in_ns(inode: int) -> list[int]:
     """Host pids of every live process (zombies are dead) in the pid namespace with this inode."""
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _pid_ns(int(p)) == inode and not _zombie(int(p))]
+    return scan(inode, None)
 
 
 def processes_of_uid(uid: int) -> list[int]:
     """Host pids of live processes (not zombies: those are dead, waiting to be reaped) of a uid."""
+    return scan(None, uid)
+
+
+def scan(inode: int | None, uid: int | None) -> list[int]:
+    """Host pids of live processes (zombies are dead, waiting to be reaped) that are in the pid
+    namespace with this inode or have this real or effective uid: one pass over /proc."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/status") as f:
-                for line in f:
-                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
-                        break
-                    if line.startswith("Uid:"):
-                        if uid in (int(x) for x in line.split()[1:3]):
-                            out.append(int(name))
-                        break
+                status = f.read()
         except OSError:
             continue
+        state = status.partition("\nState:")[2].split(None, 1)[:1]
+        if not state or state[0] in ("Z", "X"):
+            continue
+        uids = status.partition("\nUid:")[2].split(None, 2)[:2]
+        if (uid is not None and str(uid) in uids) or (inode is not None and _pid_ns(int(name)) == inode):
+            out.append(int(name))
     return out
 
 
@@ -204,16 +195,22 @@ class SandboxSlot:
         try:
             if use_template:  # started (or found) first: its imports overlap bubblewrap's set-up
                 template = kernel_template.template(_popen)
-            self.proc = _popen(
-                sandbox_command(spec, command=PLACEHOLDER if use_template else None),
-                stdin=subprocess.DEVNULL if use_template else subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
-                preexec_fn=self.cgroup.attach_self if self.cgroup is not None else None,
-            )
+            info, info_w = os.pipe()
+            try:
+                self.proc = _popen(
+                    sandbox_command(spec, command=PLACEHOLDER if use_template else None, info_fd=info_w),
+                    stdin=subprocess.DEVNULL if use_template else subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, close_fds=True, pass_fds=(info_w,), start_new_session=True,
+                    preexec_fn=self.cgroup.attach_self if self.cgroup is not None else None,
+                )
+            finally:
+                os.close(info_w)
         except (OSError, subprocess.SubprocessError) as e:
+            os.close(info)
             self.teardown()
             raise SandboxError(f"sandbox slot {self.slot}: bubblewrap could not be started ({e})") from e
         try:
+            self._find_namespace(info)
             if use_template:
                 channel = self._fork_zygote_in(template, spec)
                 self._channel = channel
@@ -226,13 +223,25 @@ class SandboxSlot:
         except SandboxError:
             self.teardown()
             raise
-        kids = _children(self.proc.pid)
-        self.init_pid = kids[0] if kids else None
-        self.ns_inode = _pid_ns(self.init_pid) if self.init_pid else None
-        if self.ns_inode is None or self.ns_inode == _pid_ns(os.getpid()):
-            self.teardown()
-            raise SandboxError(f"sandbox slot {self.slot}: could not find the sandbox's pid namespace")
         log.debug("sandbox slot %s generation %s ready (zygote pid %s)", self.slot, self.generation, ev["pid"])
+
+    def _find_namespace(self, info: int) -> None:
+        """The sandbox's init (its pid namespace's pid 1, as the host sees it) and that namespace,
+        from what bwrap writes to its --info-fd as soon as the sandbox exists."""
+        data = b""
+        try:
+            while chunk := os.read(info, 4096):
+                data += chunk
+        finally:
+            os.close(info)
+        try:
+            self.init_pid = int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise SandboxError(f"sandbox slot {self.slot}: bwrap did not start the sandbox "
+                               f"(status {self.proc.wait() if self.proc else None})") from e
+        self.ns_inode = _pid_ns(self.init_pid)
+        if self.ns_inode is None or self.ns_inode == _pid_ns(os.getpid()):
+            raise SandboxError(f"sandbox slot {self.slot}: could not find the sandbox's pid namespace")
 
     def _fork_zygote_in(self, template: kernel_template.KernelTemplate, spec: SandboxSpec) -> socket.socket:
         """Wait until bubblewrap has built the sandbox (its placeholder says so), then have the
@@ -242,13 +251,9 @@ class SandboxSlot:
         if not ready or self.proc.stdout.readline() != b"built\n":
             raise SandboxError(f"sandbox slot {self.slot}: the sandbox was not built (bwrap status {self.proc.poll()})")
         self.proc.stdout.close()
-        kids = _children(self.proc.pid)
-        placeholder = _children(kids[0]) if kids else []
-        if not placeholder:
-            raise SandboxError(f"sandbox slot {self.slot}: the sandbox's placeholder is gone")
         python = spec.python or Path(sys.executable)
-        try:
-            return template.enter(placeholder[0], self.uid, self.cgroup.procs_files() if self.cgroup else [],
+        try:  # the sandbox's init has its namespaces (and, since it built the sandbox, its root)
+            return template.enter(self.init_pid, self.uid, self.cgroup.procs_files() if self.cgroup else [],
                                   path=f"{Path(python).parent}:/usr/bin:/bin", workspace=WORKSPACE)
         except kernel_template.TemplateError as e:
             raise SandboxError(f"sandbox slot {self.slot}: {e}") from e
@@ -270,13 +275,9 @@ class SandboxSlot:
 
     def leftovers(self) -> list[int]:
         """Host pids of processes of the current submission that still exist."""
-        left = set()
-        if self.ns_inode is not None:
-            left |= set(processes_in_ns(self.ns_inode))
+        left = set(scan(self.ns_inode, self.uid if privileged() else None))
         if self.cgroup is not None:
             left |= self.cgroup.pids()
-        if privileged():
-            left |= set(processes_of_uid(self.uid))
         return sorted(left)
 
     def teardown(self, timeout: float = 15) -> None:

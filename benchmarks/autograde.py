@@ -53,10 +53,11 @@ def _memory(p: psutil.Process) -> int:
 def _is_kernel(p: psutil.Process) -> bool:
     """A kernel forked by a sandbox's zygote: a zygote.py process whose parent is one too; with the
     kernel template, a template.py process whose parent is a zygote (a template.py process that
-    runs as a slot's uid: the template itself runs as root)."""
+    runs as a slot's uid: the template itself runs as root). Never bwrap, whose command line names
+    zygote.py too (it binds the file into the sandbox)."""
     cmd = " ".join(p.cmdline())
     parent = p.parent()
-    if parent is None:
+    if parent is None or "bwrap" in (p.name(), parent.name()):
         return False
     if "zygote.py" in cmd:
         return "zygote.py" in " ".join(parent.cmdline())

@@ -10,6 +10,7 @@ turns it off: every sandbox then starts a new interpreter for its zygote.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).with_name("template.py")
 ENV = "COURSEHUB_SANDBOX_TEMPLATE"
@@ -26,8 +29,21 @@ class TemplateError(RuntimeError):
     """The template could not start or could not put a zygote into the sandbox."""
 
 
+#: why the template was given up in this process (None: it was not)
+_disabled: str | None = None
+
+
 def wanted(privileged: bool, own_runtime: bool) -> bool:
-    return privileged and own_runtime and os.environ.get(ENV, "1") != "0"
+    return privileged and own_runtime and os.environ.get(ENV, "1") != "0" and _disabled is None
+
+
+def disable(reason: str) -> None:
+    """Give the template up for the rest of this process (it could not join a sandbox here, e.g.
+    where a seccomp profile forbids setns): every sandbox then starts its own zygote."""
+    global _disabled
+    if _disabled is None:
+        log.warning("kernel template given up, each sandbox starts its own zygote from now on: %s", reason)
+    _disabled = reason
 
 
 class KernelTemplate:

@@ -46,6 +46,10 @@ class SandboxError(RuntimeError):
     """The sandbox could not be started or stopped responding (an infrastructure failure)."""
 
 
+class TemplateFailed(SandboxError):
+    """The kernel template could not put a zygote into a sandbox (nothing of a submission ran)."""
+
+
 class SlotRetired(SandboxError):
     """The slot could not be proven clean; it is never used again."""
 
@@ -220,6 +224,11 @@ class SandboxSlot:
             threading.Thread(target=self._read, args=(stream, self._events, self._gone), daemon=True,
                              name=f"sandbox-slot-{self.slot}").start()
             ev = self._wait_for("ready", timeout=120)
+        except TemplateFailed as e:  # not this submission's doing: this sandbox and the next ones go without it
+            self.teardown()
+            kernel_template.disable(str(e))
+            self.start()
+            return
         except SandboxError:
             self.teardown()
             raise
@@ -256,7 +265,7 @@ class SandboxSlot:
             return template.enter(self.init_pid, self.uid, self.cgroup.procs_files() if self.cgroup else [],
                                   path=f"{Path(python).parent}:/usr/bin:/bin", workspace=WORKSPACE)
         except kernel_template.TemplateError as e:
-            raise SandboxError(f"sandbox slot {self.slot}: {e}") from e
+            raise TemplateFailed(f"sandbox slot {self.slot}: {e}") from e
 
     def alive(self) -> bool:
         """Is the sandbox running, with its zygote listening?"""
@@ -443,7 +452,10 @@ class SandboxSlot:
             if ev.get("op") == op:
                 return ev
             if ev.get("op") == "error":
-                raise SandboxError(f"sandbox slot {self.slot}: {ev.get('error')}")
+                error = str(ev.get("error"))
+                # template.py's set-up child or the zygote before it listened: no student code ran
+                failed = TemplateFailed if error.startswith(("sandbox join:", "zygote set-up:")) else SandboxError
+                raise failed(f"sandbox slot {self.slot}: {error}")
             if ev.get("op") == "eof":
                 status = self.proc.poll() if self.proc is not None else None
                 raise SandboxError(f"sandbox slot {self.slot}: the sandbox exited (bwrap status {status})")

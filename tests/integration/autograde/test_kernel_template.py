@@ -144,3 +144,25 @@ def test_wanted_only_as_root_with_coursehubs_own_runtime(monkeypatch):
     assert not kernel_template.wanted(True, False)  # a course environment's python: imports never as root
     monkeypatch.setenv(kernel_template.ENV, "0")
     assert not kernel_template.wanted(True, True)
+
+
+def test_a_template_that_cannot_join_a_sandbox_is_given_up_and_grading_goes_on(course, fresh_template, monkeypatch,
+                                                                                caplog):
+    """Where the template cannot join a sandbox (a seccomp profile that forbids setns, say), the
+    slot starts that sandbox again with its own zygote, and so does every later sandbox: the
+    submission is graded, confined as ever, and the log says why once."""
+    monkeypatch.setattr(kernel_template, "_disabled", None)
+    attempts = []
+
+    def refuse(self, *args, **kwargs):
+        attempts.append(args)
+        raise kernel_template.TemplateError("setns: Operation not permitted")
+
+    monkeypatch.setattr(kernel_template.KernelTemplate, "enter", refuse)
+    with caplog.at_level("WARNING", logger=kernel_template.__name__):
+        report, uid = probe(course, slot=78)
+    assert len(attempts) == 1  # given up after the first refusal, not tried for every sandbox
+    assert kernel_template._disabled and "Operation not permitted" in kernel_template._disabled
+    assert not kernel_template.wanted(True, True)
+    assert [r for r in caplog.records if "given up" in r.getMessage()]
+    check_confined(report, uid)

@@ -75,6 +75,17 @@ class KernelTemplate:
             raise TemplateError(f"the kernel template exited (status {self.proc.poll()})")
         return json.loads(line)
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until the template has done its imports and listens."""
+        with self._lock:
+            self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        if not self._ready:
+            if self._reply(timeout).get("op") != "ready":
+                raise TemplateError("the kernel template did not start")
+            self._ready = True
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -86,10 +97,7 @@ class KernelTemplate:
         req = {"op": "enter", "pid": pid, "uid": uid, "cgroup": cgroup_procs, "path": path, "workspace": workspace}
         try:
             with self._lock:
-                if not self._ready:
-                    if self._reply(timeout).get("op") != "ready":
-                        raise TemplateError("the kernel template did not start")
-                    self._ready = True
+                self._wait_ready(timeout)
                 try:
                     socket.send_fds(self.control, [(json.dumps(req) + "\n").encode()], [theirs.fileno()])
                 except OSError as e:

@@ -151,6 +151,7 @@ class Children:
 def serve(control: socket.socket) -> None:
     children = Children()
     buf = b""
+    channels: list[int] = []  # one per request, in order (a request's bytes may arrive in pieces)
     while True:
         ready, _, _ = select.select([control, children.wakeup], [], [])
         if children.wakeup in ready:
@@ -161,16 +162,17 @@ def serve(control: socket.socket) -> None:
         data, fds, _, _ = socket.recv_fds(control, 65536, 4)
         if not data:
             return  # the worker went away
-        for fd in fds[1:]:
-            os.close(fd)
+        channels += fds
         buf += data
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             req = json.loads(line)
-            if req.get("op") != "enter" or not fds:
+            channel = channels.pop(0) if channels else None
+            if req.get("op") != "enter" or channel is None:
+                if channel is not None:
+                    os.close(channel)
                 control.sendall(b'{"op": "error", "error": "expected enter with a channel"}\n')
                 continue
-            channel, fds = fds[0], []
             pid = os.fork()
             if pid == 0:
                 try:

@@ -34,6 +34,7 @@ _disabled: str | None = None
 
 
 def wanted(privileged: bool, own_runtime: bool) -> bool:
+    """Should a sandbox's zygote come from the template here (see the module's docstring)?"""
     return privileged and own_runtime and os.environ.get(ENV, "1") != "0" and _disabled is None
 
 
@@ -58,6 +59,9 @@ class KernelTemplate:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True,
                               start_new_session=True, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                               cwd="/")
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.control = ours

@@ -196,9 +196,14 @@ class SandboxSlot:
         self._gone = threading.Event()
         own_runtime = self.python is None and self.runtime is None
         use_template = kernel_template.wanted(privileged(), own_runtime)
-        try:
-            if use_template:  # started (or found) first: its imports overlap bubblewrap's set-up
+        if use_template:  # started (or found) first: its imports overlap bubblewrap's set-up
+            try:
                 template = kernel_template.template(_popen)
+            except OSError as e:
+                kernel_template.disable(f"the kernel template could not be started ({e})")
+                use_template = False
+        info = None
+        try:
             info, info_w = os.pipe()
             try:
                 self.proc = _popen(
@@ -210,7 +215,8 @@ class SandboxSlot:
             finally:
                 os.close(info_w)
         except (OSError, subprocess.SubprocessError) as e:
-            os.close(info)
+            if info is not None:
+                os.close(info)
             self.teardown()
             raise SandboxError(f"sandbox slot {self.slot}: bubblewrap could not be started ({e})") from e
         try:

@@ -166,3 +166,16 @@ def test_a_template_that_cannot_join_a_sandbox_is_given_up_and_grading_goes_on(c
     assert not kernel_template.wanted(True, True)
     assert [r for r in caplog.records if "given up" in r.getMessage()]
     check_confined(report, uid)
+
+
+def test_a_template_that_cannot_be_started_is_given_up_and_grading_goes_on(course, monkeypatch):
+    monkeypatch.setattr(kernel_template, "_disabled", None)
+    monkeypatch.setattr(kernel_template, "_current", None)
+
+    def cannot_start(self, popen):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(kernel_template.KernelTemplate, "__init__", cannot_start)
+    report, uid = probe(course, slot=80)
+    assert kernel_template._disabled and "could not be started" in kernel_template._disabled
+    check_confined(report, uid)

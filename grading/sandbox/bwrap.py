@@ -108,6 +108,12 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
+def zygote_env(python: str | Path) -> dict[str, str]:
+    """The whole environment the zygote starts with in a sandbox (bwrap's --clearenv and --setenv,
+    or the kernel template's zygote)."""
+    return {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+
+
 def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[str] | None = None,
                     info_fd: int | None = None) -> list[str]:
     """The full argv: bwrap ... [setpriv ...] python zygote.py (or `command`, e.g. PLACEHOLDER).
@@ -151,9 +157,10 @@ def sandbox_command(spec: SandboxSpec, python: str | None = None, command: list[
             "--bind", str(spec.workspace), WORKSPACE,
             "--bind", str(spec.run_dir), RUN_DIR,
             "--ro-bind", str(ZYGOTE), ZYGOTE_PATH,
-            "--clearenv", "--setenv", "PATH", f"{Path(python).parent}:/usr/bin:/bin",
-            "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8",
-            "--chdir", WORKSPACE, "--"]
+            "--clearenv"]
+    for name, value in zygote_env(python).items():
+        cmd += ["--setenv", name, value]
+    cmd += ["--chdir", WORKSPACE, "--"]
     if privileged():
         cmd += [SETPRIV, f"--reuid={spec.uid}", f"--regid={spec.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]

@@ -93,12 +93,12 @@ class KernelTemplate:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def enter(self, pid: int, uid: int, cgroup_procs: list[str], path: str, workspace: str,
+    def enter(self, pid: int, uid: int, cgroup_procs: list[str], env: dict[str, str], workspace: str,
               timeout: float = 120) -> socket.socket:
         """Fork a zygote into the sandbox whose placeholder has host pid `pid`. Returns the host's
         end of the zygote's channel (the zygote says "ready" on it once it is listening)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        req = {"op": "enter", "pid": pid, "uid": uid, "cgroup": cgroup_procs, "path": path, "workspace": workspace}
+        req = {"op": "enter", "pid": pid, "uid": uid, "cgroup": cgroup_procs, "env": env, "workspace": workspace}
         try:
             with self._lock:
                 self._wait_ready(timeout)

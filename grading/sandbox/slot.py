@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import cgroups, kernel_template, uids
-from .bwrap import PLACEHOLDER, RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command
+from .bwrap import PLACEHOLDER, RUN_DIR, WORKSPACE, SandboxSpec, privileged, sandbox_command, zygote_env
 from .cleanup import Discarder, sweep_stale_roots
 from .limits import KernelLimits
 
@@ -70,14 +70,6 @@ def _pid_ns(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}/ns/pid").st_ino
     except OSError:
         return None
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
 
 
 def processes_in_ns(inode: int) -> list[int]:
@@ -266,10 +258,9 @@ class SandboxSlot:
         if not ready or self.proc.stdout.readline() != b"built\n":
             raise SandboxError(f"sandbox slot {self.slot}: the sandbox was not built (bwrap status {self.proc.poll()})")
         self.proc.stdout.close()
-        python = spec.python or Path(sys.executable)
         try:  # the sandbox's init has its namespaces (and, since it built the sandbox, its root)
             return template.enter(self.init_pid, self.uid, self.cgroup.procs_files() if self.cgroup else [],
-                                  path=f"{Path(python).parent}:/usr/bin:/bin", workspace=WORKSPACE)
+                                  env=zygote_env(spec.python or sys.executable), workspace=WORKSPACE)
         except kernel_template.TemplateError as e:
             raise TemplateFailed(f"sandbox slot {self.slot}: {e}") from e
 
@@ -458,10 +449,9 @@ class SandboxSlot:
             if ev.get("op") == op:
                 return ev
             if ev.get("op") == "error":
-                error = str(ev.get("error"))
-                # template.py's set-up child or the zygote before it listened: no student code ran
-                failed = TemplateFailed if error.startswith(("sandbox join:", "zygote set-up:")) else SandboxError
-                raise failed(f"sandbox slot {self.slot}: {error}")
+                # "set-up": template.py's set-up child or the zygote before it listened (no student code ran)
+                failed = TemplateFailed if ev.get("stage") == "set-up" else SandboxError
+                raise failed(f"sandbox slot {self.slot}: {ev.get('error')}")
             if ev.get("op") == "eof":
                 status = self.proc.poll() if self.proc is not None else None
                 raise SandboxError(f"sandbox slot {self.slot}: the sandbox exited (bwrap status {status})")

@@ -16,7 +16,7 @@ CAP_SYS_ADMIN), so it is only used when the worker itself runs as root with cour
 environment; otherwise each sandbox starts its zygote with a new interpreter, as before.
 
 Protocol on fd 0 (a unix socket to the host), one JSON object per line:
-  -> {"op": "enter", "pid": N, "uid": U, "cgroup": [procs files], "path": "...", "workspace": "..."}
+  -> {"op": "enter", "pid": N, "uid": U, "cgroup": [procs files], "env": {...}, "workspace": "..."}
      with one file descriptor attached: the new zygote's channel to the host
   <- {"op": "entered", "status": S}       (S: the set-up child's exit status, 0 = joined)
   <- {"op": "ready", "pid": N}            (once, at start)
@@ -84,8 +84,8 @@ def drop_privileges(uid: int) -> None:
 
 
 def enter(req: dict, channel: int) -> None:
-    """In the set-up child: join the sandbox of the host pid `req["pid"]` (the placeholder
-    bubblewrap runs), then fork the zygote inside its pid namespace and exit."""
+    """In the set-up child: join the sandbox whose init has host pid `req["pid"]`, then fork the
+    zygote inside its pid namespace and exit."""
     for path in req.get("cgroup", []):  # the submission's cgroup, while the host's /sys is in sight
         fd = os.open(path, os.O_WRONLY)
         try:
@@ -101,7 +101,8 @@ def enter(req: dict, channel: int) -> None:
         try:
             become_zygote(req, channel)
         except BaseException as e:  # noqa: BLE001 - told to the host on the zygote's channel, then gone
-            os.write(channel, (json.dumps({"op": "error", "error": f"zygote set-up: {e}"}) + "\n").encode())
+            os.write(channel, (json.dumps({"op": "error", "stage": "set-up", "error": f"zygote set-up: {e}"})
+                               + "\n").encode())
         os._exit(70)
     os._exit(0)
 
@@ -111,7 +112,7 @@ def become_zygote(req: dict, channel: int) -> None:
     drop_privileges(int(req["uid"]))
     os.chdir(req["workspace"])
     os.environ.clear()
-    os.environ.update({"PATH": req["path"], "HOME": "/tmp", "LANG": "C.UTF-8"})
+    os.environ.update(req["env"])
     os.dup2(channel, 0)
     os.dup2(channel, 1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -182,7 +183,8 @@ def serve(control: socket.socket) -> None:
                     enter(req, channel)
                 except BaseException as e:  # noqa: BLE001
                     try:
-                        os.write(channel, (json.dumps({"op": "error", "error": f"sandbox join: {e}"}) + "\n").encode())
+                        os.write(channel, (json.dumps({"op": "error", "stage": "set-up", "error": f"sandbox join: {e}"})
+                                           + "\n").encode())
                     finally:
                         os._exit(71)
                 os._exit(72)

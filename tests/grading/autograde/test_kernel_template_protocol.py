@@ -43,7 +43,7 @@ def test_a_request_without_a_channel_is_refused_and_the_template_carries_on(temp
 def test_a_request_that_arrives_in_pieces_keeps_its_channel(template):
     """The channel travels with the request's first bytes; the rest may come in a later read."""
     ours, theirs = socket.socketpair()
-    req = json.dumps({"op": "enter", "pid": 2**22 + 7, "uid": 65534, "cgroup": [], "path": "/usr/bin",
+    req = json.dumps({"op": "enter", "pid": 2**22 + 7, "uid": 65534, "cgroup": [], "env": {"PATH": "/usr/bin"},
                       "workspace": "/"}).encode() + b"\n"
     socket.send_fds(template.control, [req[:10]], [theirs.fileno()])
     theirs.close()
@@ -52,11 +52,11 @@ def test_a_request_that_arrives_in_pieces_keeps_its_channel(template):
     reply = template._reply(30)
     assert reply["op"] == "entered" and reply["status"] != 0  # no such process to join
     error = _line(ours)
-    assert error["op"] == "error" and error["error"].startswith("sandbox join:"), error
+    assert error["op"] == "error" and error["stage"] == "set-up" and error["error"].startswith("sandbox join:"), error
     ours.close()
     assert template.alive()
 
 
 def test_enter_reports_a_join_that_failed(template):
     with pytest.raises(kernel_template.TemplateError, match="could not join"):
-        template.enter(2**22 + 9, 65534, [], path="/usr/bin", workspace="/")
+        template.enter(2**22 + 9, 65534, [], env={"PATH": "/usr/bin"}, workspace="/")

@@ -9,11 +9,11 @@ CSV files are byte for byte the same; `tests/grading/export/test_export_plain.py
 from __future__ import annotations
 
 import datetime as dt
+import marshal
 import math
-import sqlite3
+import os
 import sys
-import threading
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from .source import (
 if TYPE_CHECKING:
     from coursehub.platform.courses import Course
 
+_GRADE_SUMS = Path(__file__).with_name("grade_sums.py")
 DAY = 86_400.0
 EPOCH = dt.datetime(1970, 1, 1)
 _MAX = sys.float_info.max
@@ -100,45 +101,52 @@ def read_plain(course_dir: Path | None = None, db_url: str | None = None, course
     with snapshot(url) as conn:
         assignments = _fetch(conn, ASSIGNMENTS_SQL)  # the snapshot (a SHARED lock on SQLite) starts here
         scores = _scores_beside(conn, url)
-        students = _fetch(conn, STUDENTS_SQL)
-        submissions = _fetch(conn, SUBMISSIONS_SQL)
-        notebooks = _fetch(conn, SUBMITTED_NOTEBOOKS_SQL)
-        subs, by_id = _submissions(submissions)  # while the grades are still being summed
-        get_rec = by_id.get
-        placed = [(get_rec(sid), nid, penalty) for nid, sid, penalty in notebooks]
-        nb_scores = scores.result() if scores is not None else None
-        if nb_scores is None:
-            nb_scores = _fetch(conn, NOTEBOOK_SCORES_SQL)
+        try:
+            students = _fetch(conn, STUDENTS_SQL)
+            submissions = _fetch(conn, SUBMISSIONS_SQL)
+            notebooks = _fetch(conn, SUBMITTED_NOTEBOOKS_SQL)
+            subs, by_id = _submissions(submissions)  # while the grades are still being summed
+            get_rec = by_id.get
+            placed = [(get_rec(sid), nid, penalty) for nid, sid, penalty in notebooks]
+        finally:
+            there = scores() if scores is not None else None  # collected (and reaped) whatever happens
+        nb_scores = there if there is not None else _fetch(conn, NOTEBOOK_SCORES_SQL)
     _add_scores(placed, nb_scores)
     return build_plain(assignments, students, subs, course)
 
 
-def _scores_beside(conn: Any, url: str) -> Future | None:
-    """The grade table's GROUP BY (half the export's time, all of it inside SQLite's sorter, which
-    releases the GIL) on a second connection and thread, while this one reads the rest.
+def _scores_beside(conn: Any, url: str) -> Callable[[], list[tuple] | None] | None:
+    """The grade table's GROUP BY (half the export's time) started in a process of its own
+    (`grade_sums.py`) while this one reads the rest; call the result to collect its rows (None: run
+    the query here).
 
     Only in rollback-journal mode, where it is the same snapshot: `conn` already holds a SHARED lock,
-    so no writer can commit until both are done. The second connection never waits for a lock: a
-    writer queued in between (PENDING) makes it give up at once (None), and the query runs on `conn`.
-    In WAL mode it could see a later commit, so it is not used there."""
+    so no writer can commit until both are done. The other process never waits for a lock: a writer
+    queued in between (PENDING) makes it give up at once, and the query runs on `conn`. In WAL mode
+    it could see a later commit, so it is not used there."""
     path = sqlite_path(url)
-    if path is None or path == ":memory:" or _fetch(conn, "PRAGMA journal_mode")[0][0].lower() == "wal":
+    if (path is None or path == ":memory:" or not sys.executable
+            or _fetch(conn, "PRAGMA journal_mode")[0][0].lower() == "wal"):
         return None
-    result: Future = Future()
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(_GRADE_SUMS), path, NOTEBOOK_SCORES_SQL],
+                             os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 1),
+                                                       (os.POSIX_SPAWN_CLOSE, read_fd)])
+    except OSError:
+        os.close(read_fd)
+        return None
+    finally:
+        os.close(write_fd)
 
-    def run() -> None:
-        try:
-            other = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0, isolation_level=None)
-            try:
-                other.execute("PRAGMA temp_store=MEMORY")
-                other.execute("PRAGMA mmap_size=1073741824")
-                result.set_result(_fetch(other, NOTEBOOK_SCORES_SQL))
-            finally:
-                other.close()
-        except sqlite3.Error:
-            result.set_result(None)
+    def result() -> list[tuple] | None:
+        with open(read_fd, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not data:
+            return None
+        return marshal.loads(data)
 
-    threading.Thread(target=run, name="export-grades", daemon=True).start()
     return result
 
 

@@ -108,3 +108,128 @@ def test_command_does_not_import_pandas(tmp_path, hostile_db):
             f"'--out', {str(tmp_path / 'o.csv')!r}]); "
             "sys.exit(10 if 'pandas' in sys.modules or 'numpy' in sys.modules else rc)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
+
+
+def _queries_here(monkeypatch) -> list[str]:
+    """The SQL the exporting process runs on its own connection."""
+    from coursehub.grading.export import rows
+
+    seen: list[str] = []
+    real = rows._fetch
+
+    def spy(conn, sql):
+        seen.append(sql)
+        return real(conn, sql)
+
+    monkeypatch.setattr(rows, "_fetch", spy)
+    return seen
+
+
+def test_grade_sums_come_from_a_process_of_their_own(tmp_path, monkeypatch):
+    """The grade table's GROUP BY runs in `grade_sums.py` (not on the export's connection), and its
+    marshalled floats are the same bits the pandas path sums."""
+    from coursehub.grading.export.source import NOTEBOOK_SCORES_SQL
+
+    url = _messy_db(tmp_path)
+    here = _queries_here(monkeypatch)
+    plain = read_plain(db_url=url, course=_course())
+    assert NOTEBOOK_SCORES_SQL not in here and len(here) >= 4
+    assert rows_csv_bytes(*long_rows(plain)) == csv_bytes(long_table(load_grades(db_url=url, course=_course())))
+
+
+@pytest.mark.parametrize("broken", ["missing script", "failing script", "garbage output"])
+def test_grade_sums_process_that_fails_leaves_the_export_whole(tmp_path, monkeypatch, broken):
+    from coursehub.grading.export import rows
+    from coursehub.grading.export.source import NOTEBOOK_SCORES_SQL
+
+    url = _messy_db(tmp_path)
+    script = tmp_path / "grade_sums.py"
+    if broken == "failing script":
+        script.write_text("import sys\nsys.stdout.write('partial')\nsys.exit(1)\n")
+    elif broken == "garbage output":
+        script.write_text("import sys\nsys.stdout.write('not marshal')\n")
+    monkeypatch.setattr(rows, "_GRADE_SUMS", script)
+    here = _queries_here(monkeypatch)
+    if broken == "garbage output":
+        with pytest.raises(ValueError):  # a wrong answer is never taken for grades
+            read_plain(db_url=url)
+        return
+    plain = read_plain(db_url=url)
+    assert NOTEBOOK_SCORES_SQL in here  # summed on the export's own connection instead
+    assert rows_csv_bytes(*wide_rows(plain)) == csv_bytes(wide_table(load_grades(db_url=url)))
+
+
+def _wait_until_a_writer_is_queued(path: str) -> None:
+    """Until a new reader is refused: the regrade holds PENDING, waiting for the export's lock."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)
+        try:
+            probe.execute("SELECT count(*) FROM student").fetchone()
+        except sqlite3.OperationalError:
+            return
+        finally:
+            probe.close()
+        time.sleep(0.01)
+    raise AssertionError("the regrade never queued for the export's lock")
+
+
+def _regrade(path: str, started, done) -> None:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("UPDATE grade SET auto_score = 0, manual_score = 0, extra_credit = NULL")
+    started.set()
+    db.execute("COMMIT")  # waits for the export's read lock
+    db.close()
+    done.set()
+
+
+@pytest.mark.parametrize("when", ["before the sums start", "while they run"])
+def test_regrade_racing_the_plain_export_waits_for_it(tmp_path, monkeypatch, when):
+    """Rollback-journal mode (nbgrader's): a regrade that commits during the export is in none of its
+    numbers, whether it queued before the grade-sums process took its lock (that process gives up at
+    once and the sums run on the export's connection) or after."""
+    import threading
+
+    from coursehub.grading.export import rows
+    from coursehub.grading.export.source import ASSIGNMENTS_SQL, NOTEBOOK_SCORES_SQL
+
+    url = _messy_db(tmp_path)
+    path = url.removeprefix("sqlite:///")
+    before = rows_csv_bytes(*wide_rows(read_plain(db_url=url)))
+    started, done = threading.Event(), threading.Event()
+    real_fetch, real_beside = rows._fetch, rows._scores_beside
+    seen: list[str] = []
+
+    def start_regrade() -> None:
+        threading.Thread(target=_regrade, args=(path, started, done), daemon=True).start()
+        assert started.wait(30)
+
+    def fetch(conn, sql):
+        seen.append(sql)
+        if sql == ASSIGNMENTS_SQL and when == "before the sums start":
+            result = real_fetch(conn, sql)  # the export holds its lock from here
+            start_regrade()
+            _wait_until_a_writer_is_queued(path)
+            return result
+        return real_fetch(conn, sql)
+
+    def beside(conn, url_):
+        collect = real_beside(conn, url_)
+        if when == "while they run":
+            start_regrade()
+        return collect
+
+    monkeypatch.setattr(rows, "_fetch", fetch)
+    monkeypatch.setattr(rows, "_scores_beside", beside)
+    during = rows_csv_bytes(*wide_rows(read_plain(db_url=url)))
+    assert not done.is_set() or during == before
+    monkeypatch.undo()
+    assert done.wait(30), "the regrade never committed"
+    assert during == before
+    if when == "before the sums start":  # the grade-sums process could not read: summed here
+        assert NOTEBOOK_SCORES_SQL in seen
+    after = rows_csv_bytes(*wide_rows(read_plain(db_url=url)))
+    assert after != before

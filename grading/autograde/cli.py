@@ -29,6 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sandbox import kernel_template
+
+    # the first worker's kernel template does its imports now, beside this process's own below
+    kernel_template.prestart()
+    try:
+        return _run(args)
+    finally:
+        kernel_template.release_prestarted(discard=True)  # not taken (an error, or nothing to grade)
+        kernel_template.reap_prestarted()
+
+
+def _run(args: argparse.Namespace) -> int:
     from coursehub.startup import collector_paused
 
     with collector_paused():  # before the workers fork from this process
@@ -81,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     except (EnvironmentNotBuilt, ConfigError) as e:
         print(f"error: not grading {args.assignment}: {e}", file=sys.stderr)
         return 1
+    if runtime.python is not None or runtime.runtime is not None:
+        from ..sandbox import kernel_template
+
+        kernel_template.release_prestarted(discard=True)  # the course's own Python starts each zygote
     parity = ParityCheck.for_course(settings, course_id_of(course.config), index, args.accept_environment_mismatch)
     checks = {s: parity.check(course.submission_dir(s, args.assignment), s, args.assignment) for s in todo}
     refused = [SubmissionResult(s, args.assignment, MISMATCH, error=p.reason) for s, p in checks.items() if not p.graded]

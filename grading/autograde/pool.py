@@ -95,6 +95,9 @@ class GraderPool:
                                                                           self._untaken, workers))
         finally:
             gc.unfreeze()
+        from coursehub.grading.sandbox import kernel_template
+
+        kernel_template.release_prestarted()  # a template started ahead is a worker's now
 
     def grade(self, jobs: Iterable[SubmissionJob]) -> Iterator[SubmissionResult]:
         """Results in completion order."""

@@ -1,7 +1,9 @@
 """The worker's side of the kernel template (template.py): start it, ask it to fork a zygote into a sandbox.
 
 One template per worker process, shared by its sandbox slots, started on first use and again if it
-ever dies. It is used only where it can join a sandbox (the worker runs as root) and only for
+ever dies. `coursehub autograde` starts one ahead (`prestart`), before its own imports, for the first
+worker forked from it to take over: its imports then run beside the parent's on the other core
+instead of after the fork, on the way to the first kernel. It is used only where it can join a sandbox (the worker runs as root) and only for
 coursehub's own environment (a course environment's Python starts its zygote in each sandbox, as
 the template would otherwise run that environment's imports as root). `COURSEHUB_SANDBOX_TEMPLATE=0`
 turns it off: every sandbox then starts a new interpreter for its zygote.
@@ -9,9 +11,12 @@ turns it off: every sandbox then starts a new interpreter for its zygote.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +73,7 @@ class KernelTemplate:
         self._lines = ours.makefile("rb")
         self._lock = threading.Lock()
         self._ready = False
+        self.owner = os.getpid()  # the process that started it (a worker that took it over cannot wait for it)
 
     def _reply(self, timeout: float) -> dict:
         self.control.settimeout(timeout)
@@ -91,7 +97,14 @@ class KernelTemplate:
             self._ready = True
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if os.getpid() == self.owner:
+            return self.proc.poll() is None
+        try:  # taken over from the process that started it: gone when its end of the socket is
+            if not select.select([self.control], [], [], 0)[0]:
+                return True
+            return self.control.recv(1, socket.MSG_PEEK) != b""  # readable: answers at once
+        except (OSError, ValueError):
+            return False
 
     def enter(self, pid: int, uid: int, cgroup_procs: list[str], env: dict[str, str], workspace: str,
               timeout: float = 120) -> socket.socket:
@@ -119,6 +132,10 @@ class KernelTemplate:
 
     def close(self) -> None:
         self.control.close()
+        if os.getpid() != self.owner:  # the starter reaps it (`reap_prestarted`)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            return
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -129,11 +146,87 @@ _current_lock = threading.Lock()
 
 
 def template(popen: Callable[..., subprocess.Popen]) -> KernelTemplate:
-    """This process's template (a new one after a fork, or if the last one died)."""
+    """This process's template (a new one after a fork, or if the last one died); the first worker
+    forked from a process that prestarted one takes that one over."""
     global _current
     with _current_lock:
         if _current is None or _current[0] != os.getpid() or not _current[1].alive():
             if _current is not None and _current[0] == os.getpid():
                 _current[1].close()  # it died: reap it
-            _current = (os.getpid(), KernelTemplate(popen))
+            _current = (os.getpid(), _take_prestarted() or KernelTemplate(popen))
         return _current[1]
+
+
+#: a template started ahead: (the starting process's pid, the template, the read end of a pipe
+#: holding one byte: the process that reads it takes the template over)
+_prestarted: tuple[int, KernelTemplate, int] | None = None
+
+
+def prestart(popen: Callable[..., subprocess.Popen] = subprocess.Popen) -> None:
+    """Start a template now, for the first process forked from this one that wants one (see the
+    module's docstring). Only as root and unless turned off; a failure here only means the worker
+    starts its own, as without this."""
+    global _prestarted
+    if _prestarted is not None or not wanted(os.geteuid() == 0, True):
+        return
+    try:
+        claim, token = os.pipe()
+        os.write(token, b"1")
+        os.close(token)
+        os.set_blocking(claim, False)
+        try:
+            _prestarted = (os.getpid(), KernelTemplate(popen), claim)
+        except BaseException:
+            os.close(claim)
+            raise
+    except OSError as e:
+        log.info("no kernel template started ahead: %s", e)
+
+
+def _take_prestarted() -> KernelTemplate | None:
+    """In a process forked after `prestart`: the template, if this process is the first to ask."""
+    global _prestarted
+    if _prestarted is None or _prestarted[0] == os.getpid():
+        return None
+    _, started, claim = _prestarted
+    _prestarted = None
+    try:
+        taken = os.read(claim, 1) == b"1"
+    except BlockingIOError:
+        taken = False
+    finally:
+        os.close(claim)
+    if taken:
+        return started
+    started.control.close()  # another worker's: this process's copy of its socket goes
+    return None
+
+
+def release_prestarted(discard: bool = False) -> None:
+    """In the process that called `prestart`, once its workers are forked: its own copies of the
+    template's socket and pipe go (a worker has it now, or the template ends when the last copy is
+    closed); `discard`: nobody will use it (e.g. a course environment's Python grades): stop it."""
+    global _prestarted
+    if _prestarted is None or _prestarted[0] != os.getpid():
+        return
+    _, started, claim = _prestarted
+    _prestarted = None
+    os.close(claim)
+    started.control.close()
+    if discard:
+        started.proc.kill()
+    _released.append(started.proc)
+
+
+_released: list[subprocess.Popen] = []
+
+
+def reap_prestarted(timeout: float = 5) -> None:
+    """At the end of the run: wait for a released template to end (its workers are gone), else stop it."""
+    while _released:
+        proc = _released.pop()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

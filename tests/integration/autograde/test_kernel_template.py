@@ -10,6 +10,7 @@ ways must agree, and the first way must really have used the template.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 
 import nbformat
@@ -124,6 +125,31 @@ def test_without_the_template_the_same_probe_sees_the_same(course, monkeypatch):
     monkeypatch.setattr(kernel_template, "_current", None)
     report, uid = probe(course, slot=72)
     assert kernel_template._current is None  # not started
+    check_confined(report, uid)
+
+
+def _probe_in_a_worker(conn, course: NbgraderCourse) -> None:
+    report, uid = probe(course, slot=78)
+    conn.send((report, uid, kernel_template._current[1].proc.pid if kernel_template._current else None))
+    kernel_template._current[1].close()
+
+
+def test_a_template_started_ahead_and_taken_over_by_a_worker_confines_the_same(course, fresh_template):
+    """`coursehub autograde` starts a template before its imports (the worker's secret is already
+    in its environment) and its first forked worker takes it over: the same probe, the same answers."""
+    kernel_template.prestart()
+    assert kernel_template._prestarted is not None
+    ahead = kernel_template._prestarted[1].proc
+    fork = multiprocessing.get_context("fork")
+    ours, theirs = fork.Pipe()
+    worker = fork.Process(target=_probe_in_a_worker, args=(theirs, course))
+    worker.start()
+    kernel_template.release_prestarted()
+    assert ours.poll(300), "the worker did not grade"
+    report, uid, used = ours.recv()
+    worker.join(60)
+    kernel_template.reap_prestarted(timeout=30)
+    assert used == ahead.pid, "the template started ahead was not the one used"
     check_confined(report, uid)
 
 

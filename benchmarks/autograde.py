@@ -67,7 +67,7 @@ def _is_kernel(p: psutil.Process) -> bool:
 def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess, tuple]:
     """Wall time, peak summed PSS of the command's whole process tree, and when the first sandbox
     (a bwrap process) and the first kernel (forked in a sandbox: a submission can start grading)
-    appeared in that tree (None: never), sampled every 0.1 s."""
+    appeared in that tree (None: never), sampled every 0.05 s until the first kernel, then every 0.1 s."""
     env = venv_env()
     t0 = time.monotonic()
     proc = psutil.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -94,7 +94,7 @@ def run_measured(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.Comp
                 peak = max(peak, total)
             except psutil.Error:
                 pass
-            done.wait(0.1)
+            done.wait(0.05 if first_kernel is None else 0.1)
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -160,8 +160,8 @@ def _at(t: float | None) -> str:
     return f"{t:.2f}" if t is not None else "n/a"
 
 
-def _stats(xs: list[float]) -> str:
-    return f"min {min(xs):6.1f}  median {statistics.median(xs):6.1f}"
+def _stats(xs: list[float], digits: int = 1) -> str:
+    return f"min {min(xs):6.{digits}f}  median {statistics.median(xs):6.{digits}f}"
 
 
 def main() -> int:
@@ -248,10 +248,10 @@ def main() -> int:
             print(f"  nbgrader autograde : {_stats(t_ups)} s   peak memory median {statistics.median(m_ups) / 2**20:6.0f} MiB")
         print(f"  coursehub autograde: {_stats(t_ours)} s   peak memory median {statistics.median(m_ours) / 2**20:6.0f} MiB")
         if firsts:
-            print(f"  coursehub start-up : {_stats(firsts)} s   (process start until the first sandbox exists)")
+            print(f"  coursehub start-up : {_stats(firsts, 2)} s   (process start until the first sandbox exists)")
         if kernels:
-            print(f"                       {_stats(kernels)} s   (... until its first kernel is forked: grading starts;"
-                  " sampled every 0.1 s)")
+            print(f"                       {_stats(kernels, 2)} s   (... until its first kernel is forked: grading starts;"
+                  " sampled every 0.05 s)")
         if t_ups:
             print(f"  throughput ratio   : {statistics.median(t_ups) / statistics.median(t_ours):.2f}x "
                   f"(best runs {min(t_ups) / min(t_ours):.2f}x); memory ratio "

@@ -1,12 +1,13 @@
 """The worker's side of the kernel template (template.py): start it, ask it to fork a zygote into a sandbox.
 
 One template per worker process, shared by its sandbox slots, started on first use and again if it
-ever dies. `coursehub autograde` starts one ahead (`prestart`), before its own imports, for the first
-worker forked from it to take over: its imports then run beside the parent's on the other core
-instead of after the fork, on the way to the first kernel. It is used only where it can join a sandbox (the worker runs as root) and only for
-coursehub's own environment (a course environment's Python starts its zygote in each sandbox, as
-the template would otherwise run that environment's imports as root). `COURSEHUB_SANDBOX_TEMPLATE=0`
-turns it off: every sandbox then starts a new interpreter for its zygote.
+ever dies. `coursehub autograde` starts one ahead (`prestart`), before its own imports, for the
+first worker forked from it to take over: its imports then run beside the parent's on the other
+core instead of after the fork, on the way to the first kernel. It is used only where it can join a
+sandbox (the worker runs as root) and only for coursehub's own environment (a course environment's
+Python starts its zygote in each sandbox, as the template would otherwise run that environment's
+imports as root). `COURSEHUB_SANDBOX_TEMPLATE=0` turns it off: every sandbox then starts a new
+interpreter for its zygote.
 """
 
 from __future__ import annotations
@@ -130,8 +131,13 @@ class KernelTemplate:
             raise TemplateError(f"the kernel template could not join the sandbox ({reply})")
         return ours
 
-    def close(self) -> None:
+    def drop_socket(self) -> None:
+        """This process's end of the control socket, closed (its reader holds the descriptor too)."""
+        self._lines.close()
         self.control.close()
+
+    def close(self) -> None:
+        self.drop_socket()
         if os.getpid() != self.owner:  # the starter reaps it (`reap_prestarted`)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGKILL)
@@ -198,7 +204,7 @@ def _take_prestarted() -> KernelTemplate | None:
         os.close(claim)
     if taken:
         return started
-    started.control.close()  # another worker's: this process's copy of its socket goes
+    started.drop_socket()  # another worker's: this process's copy of its socket goes
     return None
 
 
@@ -212,7 +218,7 @@ def release_prestarted(discard: bool = False) -> None:
     _, started, claim = _prestarted
     _prestarted = None
     os.close(claim)
-    started.control.close()
+    started.drop_socket()
     if discard:
         started.proc.kill()
     _released.append(started.proc)

@@ -84,19 +84,27 @@ def test_a_prestarted_template_goes_to_one_worker_and_the_others_start_their_own
     kernel_template.reap_prestarted()
 
 
-def test_the_template_ends_with_its_last_worker(as_root):
+def _worker_that_just_exits(conn) -> None:
+    t = kernel_template.template(subprocess.Popen)
+    t.wait_ready(60)
+    conn.send(t.proc.pid)  # and exits without closing anything
+
+
+def test_the_template_ends_by_itself_with_its_last_worker(as_root):
+    """When the worker that took it over exits, the template sees its socket close and ends (exit
+    status 0): the starting process's copy of the socket is really closed when it lets go, even
+    while something still refers to the template object (its buffered reader holds the descriptor)."""
     kernel_template.prestart()
-    ahead = kernel_template._prestarted[1].proc
-    go = FORK.Event()
+    held = kernel_template._prestarted[1]  # a reference kept all along, as a caller might
+    ahead = held.proc
     ours, theirs = FORK.Pipe()
-    p = FORK.Process(target=_worker, args=(theirs, go))
+    p = FORK.Process(target=_worker_that_just_exits, args=(theirs,))
     p.start()
     kernel_template.release_prestarted()
-    assert ours.poll(60) and ours.recv()[0] == ahead.pid
-    go.set()
+    assert ours.poll(60) and ours.recv() == ahead.pid
     p.join(60)
-    kernel_template.reap_prestarted(timeout=30)
-    assert ahead.returncode is not None
+    kernel_template.reap_prestarted(timeout=30)  # kills it (status -9) if it is still there after 30 s
+    assert ahead.returncode == 0
 
 
 def test_a_template_nobody_takes_is_stopped(as_root):

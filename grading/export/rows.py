@@ -108,11 +108,12 @@ def read_plain(course_dir: Path | None = None, db_url: str | None = None, course
             subs, by_id = _submissions(submissions)  # while the grades are still being summed
             get_rec = by_id.get
             placed = [(get_rec(sid), nid, penalty) for nid, sid, penalty in notebooks]
+            plan = plan_cells(assignments, students, subs, course)  # still while the grades are summed
         finally:
             there = scores() if scores is not None else None  # collected (and reaped) whatever happens
         nb_scores = there if there is not None else _fetch(conn, NOTEBOOK_SCORES_SQL)
     _add_scores(placed, nb_scores)
-    return build_plain(assignments, students, subs, course)
+    return plan.finish()
 
 
 def _scores_beside(conn: Any, url: str) -> Callable[[], list[tuple] | None] | None:
@@ -195,6 +196,53 @@ def _plain_time(value: Any) -> bool:
 
 def build_plain(assignments: list[tuple], students: list[tuple], subs: dict, course: Course | None = None) -> PlainGrades:
     """Apply deadlines and the late policy to every student x assignment (see `late.py`)."""
+    return plan_cells(assignments, students, subs, course).finish()
+
+
+@dataclass
+class CellPlan:
+    """Every cell worked out as far as it can be without the scores: `finish` adds them, once
+    `_add_scores` has filled the submission records. `read_plain` plans while the grades are summed."""
+
+    assignments: list[tuple[str, dt.datetime | None, float]]
+    students: list[tuple]
+    #: per cell: (0, the row) without a submission; (1, record, name, due text, timestamp, student,
+    #: last, first, email, max score) on time; (2, record, name, due date, timestamp, student, last,
+    #: first, email, max score, due, minutes late, late, share of the score lost, past the cut-off)
+    cells: list[tuple]
+
+    def finish(self) -> PlainGrades:
+        rows = []
+        append = rows.append
+        for cell in self.cells:
+            kind = cell[0]
+            if kind == 0:
+                append(cell[1])
+                continue
+            rec = cell[1]  # [timestamp, extension, raw score, stored penalty, needs manual grading]
+            raw, stored = rec[2], rec[3]
+            if kind == 1:
+                _, _, name, due_text, timestamp, student, last, first, email, max_score = cell
+                penalty = stored if stored >= 0.0 else 0.0  # on time: only nbgrader's stored penalty
+                score = raw - penalty
+                append((name, due_text, timestamp, student, last, first, email, raw, penalty,
+                        score if score >= 0.0 else 0.0, max_score, due_text, 0.0, True, rec[4]))
+                continue
+            _, _, name, duedate, timestamp, student, last, first, email, max_score, due, minutes, late, share, cut = cell
+            penalty = raw * share if late else 0.0
+            if cut:
+                penalty = raw
+            penalty = _maximum(stored, _maximum(penalty, 0.0))
+            score = raw - penalty
+            if not score >= 0.0:
+                score = 0.0
+            append((name, duedate, timestamp, student, last, first, email, raw, penalty, score, max_score,
+                    due, minutes, True, rec[4]))
+        return PlainGrades(self.assignments, self.students, rows)
+
+
+def plan_cells(assignments: list[tuple], students: list[tuple], subs: dict, course: Course | None = None) -> CellPlan:
+    """Deadlines and the late policy for every student x assignment, up to the scores (`CellPlan`)."""
     policy = course.late_policy if course else None
     grace = (policy.grace_minutes if policy else 0) * 60.0
     percent = policy.penalty_percent_per_day if policy else 0.0
@@ -225,17 +273,14 @@ def build_plain(assignments: list[tuple], students: list[tuple], subs: dict, cou
                     due = yaml_due[name]
                 if ext_due and (student, name) in ext_due:
                     due = ext_due[(student, name)]
-                append((name, duedate, None, student, last, first, email, 0.0, 0.0, 0.0, max_score, due, 0.0,
-                        False, False))
+                append((0, (name, duedate, None, student, last, first, email, 0.0, 0.0, 0.0, max_score, due, 0.0,
+                            False, False)))
                 continue
-            timestamp, extension, raw, stored, manual = rec
+            timestamp, extension = rec[0], rec[1]
             if (due_text is not None and extension is None and type(timestamp) is str and len(timestamp) == 26
                     and timestamp <= due_text and timestamp[19] == "." and timestamp[10] == " "
                     and not (ext_due and (student, name) in ext_due)):
-                penalty = stored if stored >= 0.0 else 0.0  # on time: only nbgrader's stored penalty
-                score = raw - penalty
-                append((name, due_text, timestamp, student, last, first, email, raw, penalty,
-                        score if score >= 0.0 else 0.0, max_score, due_text, 0.0, True, manual))
+                append((1, rec, name, due_text, timestamp, student, last, first, email, max_score))
                 continue
             timestamp, extension = _datetime(timestamp), _interval(extension)
             due = None if duedate is None else duedate + (extension if extension is not None else zero)
@@ -252,17 +297,11 @@ def build_plain(assignments: list[tuple], students: list[tuple], subs: dict, cou
             late = late_s > grace
             days = float(math.ceil(late_s / DAY))
             share = min(days * percent / 100.0, 1.0)
-            penalty = raw * share if late else 0.0
-            if cutoff is not None and late and days > cutoff:
-                penalty = raw
-            penalty = _maximum(stored, _maximum(penalty, 0.0))
-            score = raw - penalty
-            if not score >= 0.0:
-                score = 0.0
+            cut = cutoff is not None and late and days > cutoff
             minutes = round(late_s / 60.0 * 100.0) / 100.0
-            append((name, duedate, timestamp, student, last, first, email, raw, penalty, score, max_score,
-                    due, minutes, True, manual))
-    return PlainGrades([(a[1], a[2], a[3]) for a in ordered], studs, cells)
+            append((2, rec, name, duedate, timestamp, student, last, first, email, max_score, due, minutes, late,
+                    share, cut))
+    return CellPlan([(a[1], a[2], a[3]) for a in ordered], studs, cells)
 
 
 def segment_sum(values: list[float]) -> float:

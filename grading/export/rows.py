@@ -129,11 +129,11 @@ def _scores_beside(conn: Any, url: str) -> Callable[[], list[tuple] | None] | No
     if (path is None or path == ":memory:" or not sys.executable
             or _fetch(conn, "PRAGMA journal_mode")[0][0].lower() == "wal"):
         return None
+    argv = [sys.executable, "-I", "-S", str(_GRADE_SUMS), Path(path).resolve().as_uri(), NOTEBOOK_SCORES_SQL]
     read_fd, write_fd = os.pipe()
     try:
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(_GRADE_SUMS), path, NOTEBOOK_SCORES_SQL],
-                             os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 1),
-                                                       (os.POSIX_SPAWN_CLOSE, read_fd)])
+        pid = os.posix_spawn(sys.executable, argv, os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 1), (os.POSIX_SPAWN_CLOSE, read_fd)])
     except OSError:
         os.close(read_fd)
         return None
@@ -194,15 +194,11 @@ def _plain_time(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 26 and value[10] == " " and value[19] == "."
 
 
-def build_plain(assignments: list[tuple], students: list[tuple], subs: dict, course: Course | None = None) -> PlainGrades:
-    """Apply deadlines and the late policy to every student x assignment (see `late.py`)."""
-    return plan_cells(assignments, students, subs, course).finish()
-
-
 @dataclass
 class CellPlan:
-    """Every cell worked out as far as it can be without the scores: `finish` adds them, once
-    `_add_scores` has filled the submission records. `read_plain` plans while the grades are summed."""
+    """Every cell worked out as far as it can be without the scores (deadlines and the late policy,
+    see `late.py`): `finish` adds them, once `_add_scores` has filled the submission records.
+    `read_plain` plans while the grades are summed."""
 
     assignments: list[tuple[str, dt.datetime | None, float]]
     students: list[tuple]

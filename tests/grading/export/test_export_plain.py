@@ -233,3 +233,20 @@ def test_regrade_racing_the_plain_export_waits_for_it(tmp_path, monkeypatch, whe
         assert NOTEBOOK_SCORES_SQL in seen
     after = rows_csv_bytes(*wide_rows(read_plain(db_url=url)))
     assert after != before
+
+
+@pytest.mark.parametrize("folder", ["course#1", "a b", "x&y=z"])
+def test_grade_sums_process_reads_the_gradebook_whatever_its_folder_is_called(tmp_path, monkeypatch, folder):
+    """The other process opens the gradebook by a `file:` URI: a `#` once cut the path (and its
+    read-only flag) short, so SQLite created an empty file beside the course and the sums fell back."""
+    from coursehub.grading.export.source import NOTEBOOK_SCORES_SQL
+
+    course = tmp_path / folder
+    course.mkdir()
+    url = _messy_db(course)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    here = _queries_here(monkeypatch)
+    plain = read_plain(db_url=url)
+    assert NOTEBOOK_SCORES_SQL not in here  # summed by the other process
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created beside the course
+    assert rows_csv_bytes(*wide_rows(plain)) == csv_bytes(wide_table(load_grades(db_url=url)))

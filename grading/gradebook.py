@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
+from coursehub.grading.export.source import SUMS_INDEX, SUMS_INDEX_SQL
 from coursehub.platform.database import schema_change
 
 
@@ -29,17 +30,22 @@ _PG_LOCK = 0x6E6267  # "nbg"
 
 
 def _complete(conn: Connection, course_id: str) -> bool:
-    """The gradebook has nbgrader's tables, its alembic stamp and (if named) the course's row."""
-    tables = set(inspect(conn).get_table_names())
-    if not {"course", "alembic_version"} <= tables:
+    """The gradebook has nbgrader's tables, its alembic stamp, coursehub's index for the export's
+    grade sums and (if named) the course's row."""
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    if not {"course", "alembic_version", "grade"} <= tables:
+        return False
+    if SUMS_INDEX not in {ix["name"] for ix in insp.get_indexes("grade")}:
         return False
     return not course_id or conn.execute(text("SELECT 1 FROM course WHERE id = :c"), {"c": course_id}).first() is not None
 
 
 def create_gradebook(db_url: str, course_id: str = "") -> None:
     """An empty nbgrader gradebook exactly as `Gradebook(db_url, course_id)` makes one (tables,
-    alembic stamp, course row), without the `alembic` subprocess nbgrader starts for it; nothing
-    if it is there. Safe when several processes do it at once (the grading service writing deadlines
+    alembic stamp, course row), without the `alembic` subprocess nbgrader starts for it, plus
+    coursehub's covering index for the export's grade sums (`SUMS_INDEX`, also added to a gradebook
+    nbgrader made); nothing if it is all there. Safe when several processes do it at once (the grading service writing deadlines
     as a worker or a CLI opens the same course): nbgrader's own check-then-create is not, the
     second process fails with "table already exists" or a duplicate course row."""
     from nbgrader.api import Base as NbBase
@@ -54,12 +60,15 @@ def create_gradebook(db_url: str, course_id: str = "") -> None:
     with schema_change(db_url, _PG_LOCK, wal=False) as conn:
         if _complete(conn, course_id):
             return  # another process made it while this one waited for the lock
-        if not inspect(conn).get_table_names():
+        tables = inspect(conn).get_table_names()
+        if not tables:
             NbBase.metadata.create_all(conn)
             conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
             conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": nbgrader_schema_head()})
-        if course_id:  # not there (_complete said so, under the lock); nbgrader's check_course adds it
-            conn.execute(text("INSERT INTO course (id) VALUES (:c)"), {"c": course_id})
+        if not tables or "grade" in tables:
+            conn.execute(text(SUMS_INDEX_SQL))  # a gradebook nbgrader made gets it here, once
+        if course_id and conn.execute(text("SELECT 1 FROM course WHERE id = :c"), {"c": course_id}).first() is None:
+            conn.execute(text("INSERT INTO course (id) VALUES (:c)"), {"c": course_id})  # as nbgrader's check_course
 
 
 STUDENT_FIELDS = ("first_name", "last_name", "email", "lms_user_id")

@@ -8,7 +8,10 @@ autograder's 0.63 -> 0.54 s). `collector_paused` turns it off for the imports an
 what they made (`gc.freeze`), so later collections, and children forked afterwards (the
 autograder's workers), skip those objects instead of walking and copying their pages.
 
-The sandbox's kernel zygote does the same inline (it may only use the standard library).
+The sandbox's kernel zygote does the same inline (it may only use the standard library). The hub
+(`platform/run_hub.py`) and the grading service freeze their imports the same way: they start once,
+but each full collection of a running process walked them again (the hub's took about 0.1 s of its
+event loop each, 78 ms after; the service's 80-110 ms, about 40 ms after).
 
 `import_before_threads` is for processes whose threads import nbformat on first use.
 """

@@ -26,16 +26,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, Settings, service_runner.Stop
-    from coursehub.startup import import_before_threads
+    from coursehub.startup import collector_paused, import_before_threads
 
-    from ..db import SchemaOutdated, check_schema, make_engine, redact
-    from ..storage import BlobStore
-    from .app import make_app, make_core
-    from .coursedirs import ensure_course_dirs, sync_all_deadlines
-    from .plugins import PluginContext, load_plugins
+    with collector_paused():  # its imports are what the service holds for life: frozen, never walked again
+        from ..db import SchemaOutdated, check_schema, make_engine, redact
+        from ..storage import BlobStore
+        from .app import make_app, make_core
+        from .coursedirs import ensure_course_dirs, sync_all_deadlines
+        from .plugins import PluginContext, load_plugins
 
-    # The request threads and the background passes (deadlines, LMS) import these on first use.
-    import_before_threads("nbgrader.coursedir", "nbgrader.api")
+        # The request threads and the background passes (deadlines, LMS) import these on first use.
+        import_before_threads("nbgrader.coursedir", "nbgrader.api")
     url = settings.grading_db_url()
     engine = make_engine(url)
     hint = f" --settings {settings.source}" if settings.source else ""

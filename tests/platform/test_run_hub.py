@@ -36,3 +36,16 @@ def test_an_unknown_option_is_jupyterhubs_error():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "no-such-option" in r.stderr + r.stdout
+
+
+def test_the_hub_runs_with_the_collector_on_and_its_imports_frozen():
+    """JupyterHub's imports ran with the cyclic collector paused and were frozen, so a running hub's
+    full collections skip them; the hub itself runs with the collector on (it must free its cycles)."""
+    out = _python("import gc, sys\n"
+                  "import jupyterhub.app\n"
+                  "frozen = gc.get_freeze_count()\n"
+                  "jupyterhub.app.main = lambda argv: print(gc.isenabled(), gc.get_freeze_count() > frozen, argv)\n"
+                  "from coursehub.platform import run_hub\n"
+                  "run_hub.main(['jupyterhub', '--debug'])\n")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "['--debug']"]

@@ -1,7 +1,8 @@
 """The grading service listens before it does anything slow. On the local platform JupyterHub 5
 gives a managed service about ten one-second tries to answer, and importing nbgrader alone takes
 seconds on a busy machine: the default plugins must not import it, and course.yaml's deadlines are
-written into the gradebooks after the service listens."""
+written into the gradebooks after the service listens. Its imports run without the cyclic collector
+and are frozen (`coursehub.startup.collector_paused`), so a deadline's full collections skip them."""
 
 from __future__ import annotations
 
@@ -53,3 +54,32 @@ def test_deadlines_are_left_for_after_listening_then_written(tmp_path):
     sync_all_deadlines(settings, catalog)
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}", course_id="c1") as gb:
         assert gb.find_assignment("ps1").duedate.year == 2030
+
+
+FROZEN_IMPORTS = """
+import gc, types
+import coursehub.grading.db as db
+frozen = gc.get_freeze_count()
+seen = []
+
+def check_schema(url, engine, settings_hint=""):
+    seen.append((gc.isenabled(), gc.get_freeze_count() > frozen, 'coursehub.grading.service.app' in __import__('sys').modules))
+    raise RuntimeError("stop here")
+
+db.check_schema = check_schema
+db.SchemaOutdated = KeyError  # the RuntimeError above is not caught as an outdated schema
+from coursehub.grading.service.__main__ import _serve
+settings = types.SimpleNamespace(grading_db_url=lambda: "sqlite:///" + {db!r}, source=None)
+try:
+    _serve(None, settings, None)
+except RuntimeError:
+    pass
+print(*seen[0])
+"""
+
+
+def test_its_imports_are_frozen_and_the_collector_is_on_when_it_opens_the_database(tmp_path):
+    out = subprocess.run([sys.executable, "-c", FROZEN_IMPORTS.format(db=str(tmp_path / "g.db"))], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True"]

@@ -30,8 +30,8 @@ _PG_LOCK = 0x6E6267  # "nbg"
 
 
 def _complete(conn: Connection, course_id: str) -> bool:
-    """The gradebook has nbgrader's tables, its alembic stamp, coursehub's index for the export's
-    grade sums and (if named) the course's row."""
+    """The gradebook has nbgrader's tables, its alembic stamp, coursehub's index on the grade table
+    (`SUMS_INDEX`) and (if named) the course's row."""
     insp = inspect(conn)
     tables = set(insp.get_table_names())
     if not {"course", "alembic_version", "grade"} <= tables:
@@ -44,10 +44,11 @@ def _complete(conn: Connection, course_id: str) -> bool:
 def create_gradebook(db_url: str, course_id: str = "") -> None:
     """An empty nbgrader gradebook exactly as `Gradebook(db_url, course_id)` makes one (tables,
     alembic stamp, course row), without the `alembic` subprocess nbgrader starts for it, plus
-    coursehub's covering index for the export's grade sums (`SUMS_INDEX`, also added to a gradebook
-    nbgrader made); nothing if it is all there. Safe when several processes do it at once (the grading service writing deadlines
-    as a worker or a CLI opens the same course): nbgrader's own check-then-create is not, the
-    second process fails with "table already exists" or a duplicate course row."""
+    coursehub's index on the grade table for the export's grade sums (`SUMS_INDEX`, also added to a
+    gradebook nbgrader made); nothing if it is all there. Safe when several processes do it at once
+    (the grading service writing deadlines as a worker or a CLI opens the same course): nbgrader's
+    own check-then-create is not, the second process fails with "table already exists" or a
+    duplicate course row."""
     from nbgrader.api import Base as NbBase
 
     reader = create_engine(db_url)

@@ -36,3 +36,27 @@ def test_postgres_gradebook_matches_sqlite_and_reads_one_snapshot(tmp_path, monk
     writer.dispose()
     assert during.long["raw_score"].sum() == pg.long["raw_score"].sum() > 0
     assert load_grades(db_url=pg_url).long["raw_score"].sum() == 0
+
+
+def test_a_postgres_gradebook_gets_the_grade_index_once(pg_url):
+    """`create_gradebook` adds coursehub's index to a PostgreSQL gradebook that lacks it (one made
+    by nbgrader, or before the index existed) without touching its rows or its course."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from coursehub.grading.export.source import SUMS_INDEX
+    from coursehub.grading.gradebook import create_gradebook
+
+    build_gradebook(pg_url, 5, 2, seed=4, course_id="c1")
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP INDEX {SUMS_INDEX}"))
+            grades = conn.execute(text("SELECT count(*) FROM grade")).scalar_one()
+        assert SUMS_INDEX not in {ix["name"] for ix in inspect(engine).get_indexes("grade")}
+        create_gradebook(pg_url, "c1")
+        assert SUMS_INDEX in {ix["name"] for ix in inspect(engine).get_indexes("grade")}
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM grade")).scalar_one() == grades > 0
+            assert conn.execute(text("SELECT id FROM course")).all() == [("c1",)]
+    finally:
+        engine.dispose()

@@ -11,8 +11,10 @@ through the hub's proxy). Their first submission makes the grading service ask t
 (the caches are cold, as on a real deadline), and the hub commits each new token. Arrivals are
 spread evenly over the window (open loop), retried with the same upload id; afterwards everything
 is read back from the service: lost and duplicated must be 0. Printed: p50/p95/p99 with min and
-median over repeats, the throughput achieved, the load average, and the ratio to nbgrader's
-default exchange (in-process, local disk, no network, no durability).
+median over repeats, the throughput achieved, the load average, the CPU each part used per
+submission during the rush (hub, grading service, proxy, the load-test client, PostgreSQL, the rest
+of the machine; from /proc, `process_cpu.py`), and the ratio to nbgrader's default exchange
+(in-process, local disk, no network, no durability).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from loadtest_support import load, loadtest, local_platform, median, min_median
+from process_cpu import CpuSampler
+from process_cpu import render as render_cpu
 
 
 def baseline_latencies(n: int, size: int, tmp: Path) -> list[float]:
@@ -62,15 +66,19 @@ def main() -> int:
             extra = {"grading": {"db_url": pg.url}} if pg else {}
             with local_platform(tmp / "platform", extra) as hub:
                 for r in range(args.repeats):
-                    rep = loadtest(hub, "deadline", "--students", str(args.n), "--over", f"{args.seconds}s",
-                                   "--size", args.size, "--keep-users",
-                                   *(["--through-proxy"] if args.through_proxy else []), admin=True)
+                    with CpuSampler() as cpu:
+                        rep = loadtest(hub, "deadline", "--students", str(args.n), "--over", f"{args.seconds}s",
+                                       "--size", args.size, "--keep-users",
+                                       *(["--through-proxy"] if args.through_proxy else []), admin=True)
                     reports.append(rep)
                     s = rep["seconds"]
                     print(f"run {r + 1}/{args.repeats}: ok {rep['ok']}/{args.n}  lost {rep['lost']}  "
                           f"duplicated {rep['duplicated']}  p50 {_ms(s['p50'])}  p95 {_ms(s['p95'])}  p99 {_ms(s['p99'])}  "
                           f"failures {rep['failures'] or 0}  load average {' '.join(map(str, rep['load_average']))}",
                           flush=True)
+                    start, end = rep.get("window") or (None, None)
+                    if start and rep["ok"]:
+                        print("  " + render_cpu(cpu.window(start, end), rep["ok"], end - start), flush=True)
         db = "PostgreSQL" if args.postgres else "SQLite"
         rate = args.n / args.seconds if args.seconds else float("inf")
         path = "through the hub's proxy" if args.through_proxy else "straight to the grading service"

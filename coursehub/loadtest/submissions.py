@@ -65,8 +65,10 @@ def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignmen
             time.sleep(0.2 * attempt)
         return out
 
+    window_start = time.time()  # the rush itself, on the wall clock (for per-process CPU read elsewhere)
     outcomes, wall = run_open_loop(students, over, submit, concurrency=sc.concurrency, hard_limit=over + sc.grace,
                                    desc="deadline", progress=sc.progress)
+    window = [round(window_start, 3), round(time.time(), 3)]
     stored = [r for r in ex.stored(staff_token) if r.get("student_id") in tokens]  # this run's students only
     counts = account(outcomes, stored)
     if released:
@@ -77,7 +79,7 @@ def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignmen
     sc.delete_users([*names, *([instructor.name] if instructor.name else [])])
     return build("deadline", sc.hub_url, students, over, outcomes, wall, {
         "measured": f"submission acknowledged ({size // 1000} KB, up to {ATTEMPTS} attempts)",
-        "course": ex.course_id, "assignment": assignment, **counts, "notes": sc.notes})
+        "course": ex.course_id, "assignment": assignment, **counts, "notes": sc.notes, "window": window})
 
 
 def _release_fresh(ex: Exchange, token: str, sc: Scenario) -> bool:

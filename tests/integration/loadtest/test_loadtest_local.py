@@ -41,6 +41,8 @@ def test_deadline_reads_every_submission_back(hub, path):
     assert (report["requested"], report["ok"], report["failed"]) == (5, 5, 0)
     assert (report["stored"], report["acknowledged"], report["lost"], report["duplicated"]) == (5, 5, 0, 0)
     assert report["seconds"]["p50"] is not None
+    start, end = report["window"]  # the rush on the wall clock, for per-process CPU (benchmarks/process_cpu.py)
+    assert start < end and abs((end - start) - report["wall_seconds"]) < 2.0
     assert any("removed 6 of 6 test user(s)" in n for n in report["notes"])  # 5 students + the instructor
     direct = [n for n in report["notes"] if "straight to the grading service at http://127.0.0.1:" in n]
     assert len(direct) == (1 if path == "direct" else 0), report["notes"]

@@ -98,11 +98,12 @@ def copied(gradebook: Path, folder: Path) -> tuple[str, str]:
 
 def has_sums_index(db: Path) -> bool:
     import sqlite3
+    from contextlib import closing
 
-    from coursehub.grading.export.source import SUMS_INDEX
+    from coursehub.grading.export import source
 
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SUMS_INDEX,)).fetchone() is not None
+    with closing(sqlite3.connect(db)) as conn:
+        return source.has_sums_index(conn)
 
 
 def run_pair(folder: Path, url: str, timeout: float, ours_only: bool = False):

@@ -25,9 +25,10 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic collection inside; afterwards everything alive is frozen and the collector is on
-    again. Left alone when the collector was already off (someone else decided)."""
+def collector_paused(freeze: bool = True) -> Iterator[None]:
+    """No cyclic collection inside; afterwards everything alive is frozen (unless `freeze` is
+    False: for bulk work whose objects are garbage once it is done, like an export) and the
+    collector is on again. Left alone when the collector was already off (someone else decided)."""
     if not gc.isenabled():
         yield
         return
@@ -35,7 +36,8 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         gc.enable()
 
 

@@ -1,9 +1,9 @@
 """The grade table's GROUP BY in a process of its own, for `coursehub export`.
 
 Run by `rows.py` as `python -I -S grade_sums.py DB_URI SQL` (DB_URI: the file's `file:` URI, its
-path percent-encoded, so `#` or `?` in a folder name stays part of the path) while the export's own connection holds
-its read lock: the sum over every grade row is half of an export's time, and in a process of its
-own it takes a second core without ever waiting for the exporting process's GIL (a thread did, for
+path percent-encoded, so `#` or `?` in a folder name stays part of the path) while the export's
+own connection holds its read lock: the sum over every grade row is half of an export's time, and
+in a process of its own it takes a second core without ever waiting for the exporting process's GIL (a thread did, for
 each of its result rows). Standard library only, so the interpreter starts in milliseconds.
 
 Writes the rows to stdout with `marshal` (floats travel as their exact bits). Exit status 3: the

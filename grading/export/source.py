@@ -84,12 +84,18 @@ def sqlite_path(db_url: str) -> str | None:
     return path.split("?", 1)[0] or ":memory:"
 
 
+def has_sums_index(conn: sqlite3.Connection) -> bool:
+    """The SQLite gradebook on `conn` has `SUMS_INDEX`."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                        (SUMS_INDEX,)).fetchone() is not None
+
+
 def add_sums_index(conn: sqlite3.Connection) -> bool:
     """Add `SUMS_INDEX` to a SQLite gradebook that lacks it, if that can be done without waiting:
     True if the gradebook has it now. Never blocks and never fails the caller: a gradebook another
     process is writing (or reading, at the commit), a read-only file or one without a grade table is
     left as it is, and asked again next time. `conn` must be outside a transaction."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (SUMS_INDEX,)).fetchone():
+    if has_sums_index(conn):
         return True
     busy_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     conn.execute("PRAGMA busy_timeout = 0")

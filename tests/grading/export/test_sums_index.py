@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,14 @@ from support.synthetic_gradebook import build_gradebook
 from coursehub.cli import main
 from coursehub.grading.export import load_grades, wide_table
 from coursehub.grading.export.rows import read_plain, wide_rows
-from coursehub.grading.export.source import NOTEBOOK_SCORES_SQL, SUMS_INDEX, add_sums_index
+from coursehub.grading.export.source import NOTEBOOK_SCORES_SQL, SUMS_INDEX, add_sums_index, has_sums_index
 from coursehub.grading.export.writers import csv_bytes, rows_csv_bytes
 from coursehub.grading.gradebook import create_gradebook
 
 
 def _has_index(path: Path) -> bool:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                          (SUMS_INDEX,)).fetchone() is not None
+    with closing(sqlite3.connect(path)) as db:
+        return has_sums_index(db)
 
 
 def _without_index(tmp_path: Path) -> Path:

@@ -69,6 +69,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     #: Handlers whose every request concerns only the course in their first path argument: the
     #: caller's roles may come from that course's cached member lists (auth.CourseRoles.caller).
     course_scoped = False
+    #: Handlers whose POST may be authenticated by a token the hub confirmed earlier, without
+    #: waiting for the hub (auth.ServiceHubAuth.known_user): submissions at a deadline.
+    known_token_posts = False
 
     @property
     def hub_auth(self):  # noqa: ANN201 - HubOAuthenticated's property
@@ -99,7 +102,12 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                                retry_after=DB_RETRY_AFTER)
         if self.token_only and not self.request.headers.get("Authorization"):
             raise ServiceError(401, "Sign-in required: send your JupyterHub token in the Authorization header.")
-        model = await self.hub_auth.get_user(self, sync=False)
+        model = None
+        if self.known_token_posts and self.request.method == "POST":
+            model = self.hub_auth.known_user(self.hub_auth.get_token(self, in_cookie=False),
+                                             self.hub_auth.get_session_id(self))
+        if model is None:
+            model = await self.hub_auth.get_user(self, sync=False)
         if not model:
             if self.token_only:
                 raise ServiceError(401, "Your JupyterHub token was not accepted; sign in again.")
@@ -293,6 +301,7 @@ class ReleaseHandler(UploadMixin, BaseHandler):
 class SubmissionsHandler(UploadMixin, BaseHandler):
     course_scoped = True
     per_student = True
+    known_token_posts = True
 
     async def post(self, course_id: str, assignment_id: str) -> None:
         upload_id = short_param(self.request.headers.get("X-Upload-Id") or None, "X-Upload-Id", 64)

@@ -28,6 +28,8 @@ class FakeHub:
     tokens: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # token -> (user, scopes)
     groups: dict[str, list[str]] = field(default_factory=dict)  # user -> groups
     requests: int = 0
+    token_requests: int = 0  # of them, `GET /hub/api/user` (who owns this token)
+    tokens_down: bool = False  # `GET /hub/api/user` answers 503 (a hub restarting)
 
     @property
     def api_url(self) -> str:
@@ -67,6 +69,9 @@ class FakeHub:
         class UserHandler(Base):
             def get(self) -> None:
                 hub.requests += 1
+                hub.token_requests += 1
+                if hub.tokens_down:
+                    raise web.HTTPError(503)
                 entry = hub.tokens.get(self.token())
                 if entry is None:
                     raise web.HTTPError(403)

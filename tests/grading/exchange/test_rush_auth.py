@@ -10,7 +10,15 @@ import time
 
 import pytest
 
-from coursehub.grading.service.auth import ROLES_TTL, TOKEN_TTL, CourseRoles, ServiceHubAuth, make_hub_auth
+from coursehub.grading.service.auth import (
+    KNOWN_TTL,
+    RECHECKS_PER_SECOND,
+    ROLES_TTL,
+    TOKEN_TTL,
+    CourseRoles,
+    ServiceHubAuth,
+    make_hub_auth,
+)
 
 COURSE = "intro"
 
@@ -281,3 +289,128 @@ def test_roles_ttl_bounds_a_per_user_answer_too():
 
 def test_time_is_monotonic_by_default():
     assert CourseRoles(hub_auth(FakeHubAPI())).clock is time.monotonic
+
+
+# --- known tokens: a submission at a deadline does not wait for the hub ---------------------------
+
+
+def known_auth(fake: FakeHubAPI, clock: Clock, *, ttl: int = TOKEN_TTL, known_ttl: float = 3600.0,
+               rate: float = 1000.0) -> ServiceHubAuth:
+    auth = ServiceHubAuth(api_token="service-token", api_url="http://127.0.0.1:9/hub/api", cache_max_age=ttl,
+                          base_url="/services/grading/", known_ttl=known_ttl, recheck_rate=rate, clock=clock)
+    auth._api_request = fake.api_request  # type: ignore[method-assign]
+    return auth
+
+
+def test_the_known_token_defaults_are_bounded():
+    assert TOKEN_TTL < KNOWN_TTL <= 8 * 3600
+    assert RECHECKS_PER_SECOND > 0
+    auth = make_hub_auth("/services/grading/")
+    assert auth.known_ttl == KNOWN_TTL and auth.recheck_rate == RECHECKS_PER_SECOND
+
+
+def test_a_token_is_known_only_after_the_hub_confirmed_it():
+    fake, clock = FakeHubAPI(), Clock()
+    fake.tokens["tok-alice"] = "alice"
+    auth = known_auth(fake, clock)
+
+    async def main() -> None:
+        assert auth.known_user("tok-alice") is None  # never seen: the caller asks the hub
+        assert auth.known_user("") is None
+        assert await lookup(auth, "tok-mallory") is None  # the hub said no: never known
+        assert auth.known_user("tok-mallory") is None
+        assert (await lookup(auth, "tok-alice"))["name"] == "alice"
+        assert auth.known_user("tok-alice")["name"] == "alice"
+        # Only that token: not a prefix, a suffix, another case, or the same token in another session.
+        for other in ("tok-alic", "tok-alicee", "TOK-ALICE", " tok-alice"):
+            assert auth.known_user(other) is None
+        assert auth.known_user("tok-alice", session_id="another-session") is None
+        # Remembered by hash: the token itself is not kept.
+        assert all("tok-alice" not in key for key in auth._known)
+        assert fake.calls == ["token", "token"]
+
+    asyncio.run(main())
+
+
+def test_a_known_token_is_rechecked_in_the_background_and_forgotten_once_revoked():
+    fake, clock = FakeHubAPI(), Clock()
+    fake.tokens["tok-bob"] = "bob"
+    auth = known_auth(fake, clock)
+
+    async def main() -> None:
+        assert (await lookup(auth, "tok-bob"))["name"] == "bob"
+        clock.now += 10  # a fresh answer: used as it is, no re-check
+        assert auth.known_user("tok-bob")["name"] == "bob"
+        await asyncio.sleep(0.05)
+        assert fake.calls == ["token"] and auth.rechecks == 0
+        del fake.tokens["tok-bob"]  # revoked at the hub
+        clock.now += TOKEN_TTL  # an old answer: served now, and the hub is asked again behind it
+        assert auth.known_user("tok-bob")["name"] == "bob"
+        assert auth.known_user("tok-bob")["name"] == "bob"  # still pending: one re-check, not two
+        await asyncio.sleep(0.1)
+        assert fake.calls == ["token", "token"] and auth.rechecks == 1
+        assert auth.known_user("tok-bob") is None  # forgotten: the next request asks the hub
+        assert await lookup(auth, "tok-bob") is None
+
+    asyncio.run(main())
+
+
+def test_a_recheck_that_confirms_the_token_renews_it():
+    fake, clock = FakeHubAPI(), Clock()
+    fake.tokens["tok-carol"] = "carol"
+    auth = known_auth(fake, clock, known_ttl=100.0)
+
+    async def main() -> None:
+        await lookup(auth, "tok-carol")
+        clock.now += 90
+        assert auth.known_user("tok-carol")["name"] == "carol"
+        await asyncio.sleep(0.05)
+        clock.now += 90  # 180 s after the first answer, 90 s after the re-check's
+        assert auth.known_user("tok-carol")["name"] == "carol"
+
+    asyncio.run(main())
+
+
+def test_a_known_token_expires_after_known_ttl():
+    fake, clock = FakeHubAPI(), Clock()
+    fake.tokens["tok-dan"] = "dan"
+    auth = known_auth(fake, clock, known_ttl=100.0, rate=0.001)  # re-checks would never run in time
+
+    async def main() -> None:
+        await lookup(auth, "tok-dan")
+        clock.now += 101
+        assert auth.known_user("tok-dan") is None
+
+    asyncio.run(main())
+
+
+def test_rechecks_are_paced_and_survive_a_hub_that_does_not_answer():
+    fake, clock = FakeHubAPI(), Clock()
+    names = [f"s{i}" for i in range(6)]
+    fake.tokens.update({f"tok-{n}": n for n in names})
+    auth = known_auth(fake, clock, rate=20.0)  # one re-check every 50 ms
+
+    async def main() -> None:
+        for n in names:
+            await lookup(auth, f"tok-{n}")
+        clock.now += TOKEN_TTL + 1
+        answer = fake.api_request
+
+        async def hub_down(method: str, url: str, **kwargs) -> dict | None:
+            fake.calls.append("down")
+            raise ConnectionError("hub restarting")
+
+        auth._api_request = hub_down  # type: ignore[method-assign]
+        started = time.monotonic()
+        for n in names:
+            assert auth.known_user(f"tok-{n}")["name"] == n  # served although the hub is down
+        while auth.rechecks < len(names):
+            await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - started
+        assert fake.calls.count("down") == len(names)
+        assert elapsed >= (len(names) - 1) / 20.0 * 0.9  # paced, not all at once
+        # What the hub said last still stands while it does not answer.
+        assert all(auth.known_user(f"tok-{n}")["name"] == n for n in names)
+        auth._api_request = answer  # type: ignore[method-assign]
+
+    asyncio.run(main())

@@ -219,14 +219,17 @@ class Sender:
         with self.sessions() as s:
             return s.scalar(select(func.min(ScoreRow.next_attempt_at)).where(ScoreRow.status.in_(CLAIMABLE)))
 
-    async def send_due(self, limit: int = 500) -> dict[str, int]:
-        """Send every pending row whose time has come; returns counts by outcome."""
+    async def send_due(self, limit: int = 500, pause: Callable[[], bool] | None = None) -> dict[str, int]:
+        """Send every pending row whose time has come; returns counts by outcome. `pause()` is asked
+        before each row: when it says so, the rest wait for the next round (a deadline started)."""
         outcomes: dict[str, int] = {}
         with self.sessions() as s:
             ids = list(s.scalars(select(ScoreRow.id).where(ScoreRow.status.in_(CLAIMABLE),
                                                            ScoreRow.next_attempt_at <= self._now())
                                  .order_by(ScoreRow.produced_at, ScoreRow.id).limit(limit)))
         for row_id in ids:
+            if pause is not None and pause():
+                break
             outcome = await self.send_one(row_id)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes

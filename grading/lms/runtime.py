@@ -10,6 +10,8 @@
   gradebook, each assignment's line item created or updated from course.yaml, and names from
   launches into nbgrader's Student table (`course_round`). The dashboard's "Update roster" runs the
   roster part on demand.
+- both wait while a deadline presses (more than `RUSH_RATE` submissions per second arriving), for
+  at most `MAX_DEFERRAL` seconds.
 """
 
 from __future__ import annotations
@@ -270,9 +272,25 @@ def sync_course_names(settings: Any, course_id: str, since: float | None = None)
     return upsert_students(course_gradebook_url(settings, course_id), students) if students else 0
 
 
-def start_background_sync(settings: Any, every: float | None = None) -> bool:
+#: Submissions per second (over `RUSH_WINDOW` seconds) above which the LMS sync waits: a deadline.
+RUSH_RATE = 5.0
+RUSH_WINDOW = 10.0
+#: The LMS sync waits for a deadline at most this long, then runs anyway.
+MAX_DEFERRAL = 600.0
+#: The clock of the deferral (a seam for tests).
+_clock = time.monotonic
+
+
+def start_background_sync(settings: Any, every: float | None = None,
+                          submission_rate: Callable[[float], float] | None = None) -> bool:
     """Start the two timers in the current IOLoop (once per process): sending every `every` seconds
     (default `grading.lms.send_interval_seconds`), course rounds every `roster_interval_seconds`.
+
+    `submission_rate(window)`: submissions per second arriving at the service (its group
+    committer's). While it is above `RUSH_RATE`, both timers skip their turn, for at most
+    `MAX_DEFERRAL` seconds in a row: telling the LMS "Submitted" and reading rosters can wait a few
+    minutes, while the grading service's one process is needed for the deadline itself (each
+    progress row costs it a few milliseconds: a query, a row, a request to the LMS).
 
     The grading service calls this at start. The tool key is made by the hub, which may not have
     done so yet: the timer builds its sender on the first tick that finds everything it needs.
@@ -290,9 +308,32 @@ def start_background_sync(settings: Any, every: float | None = None) -> bool:
     every = every if every is not None else conf.send_interval_seconds
     sender: Sender | None = None
     launches_seen: dict[str, float] = {}  # course -> time of the last names pass (launch names)
+    deferred_since: list[float | None] = [None]
+
+    def deadline_pressing(quiet: bool = False) -> bool:
+        """True while submissions arrive faster than RUSH_RATE, for at most MAX_DEFERRAL seconds."""
+        if submission_rate is None:
+            return False
+        rate = submission_rate(RUSH_WINDOW)
+        if rate < RUSH_RATE:
+            deferred_since[0] = None
+            return False
+        now = _clock()
+        if deferred_since[0] is None:
+            deferred_since[0] = now
+        if now - deferred_since[0] >= MAX_DEFERRAL:
+            if not quiet:
+                log.warning("LMS sync runs although submissions still arrive at %.0f/s: it waited %.0f s",
+                            rate, now - deferred_since[0])
+            return False
+        if not quiet:
+            log.info("LMS sync waits: submissions arrive at %.0f/s (a deadline)", rate)
+        return True
 
     async def tick() -> None:
         nonlocal sender
+        if deadline_pressing():
+            return
         try:
             if sender is None:
                 sender = shared_sender(settings)
@@ -304,7 +345,7 @@ def start_background_sync(settings: Any, every: float | None = None) -> bool:
                     await asyncio.to_thread(queue_progress, settings, course)
                 except Exception:  # noqa: BLE001 - one course must not hold up the others
                     log.exception("names or grades of %s not queued", course.id)
-            out = await sender.send_due()
+            out = await sender.send_due(pause=lambda: deadline_pressing(quiet=True))
             if out:
                 log.info("grade sync: %s", out)
         except LmsNotConfigured as e:
@@ -313,6 +354,8 @@ def start_background_sync(settings: Any, every: float | None = None) -> bool:
             log.exception("grade sync round failed")
 
     async def rounds() -> None:
+        if deadline_pressing():
+            return
         try:
             for course in await asyncio.to_thread(_linked_courses, settings):
                 log.info("LMS round for %s: %s", course.id, await course_round(settings, course))

@@ -71,7 +71,8 @@ def _serve(args, settings, stop) -> int:  # noqa: ANN001 - argparse.Namespace, S
                  settings.storage_dir())
         from coursehub.grading.lms.runtime import start_background_sync
 
-        start_background_sync(settings)  # LMS grade sync outbox; logs and stays off if no LMS is set up
+        # LMS grade sync outbox; logs and stays off if no LMS is set up; waits while a deadline presses.
+        start_background_sync(settings, submission_rate=core.committer.recent_rate if core.committer else None)
         await stop.wait_async()  # SIGTERM/SIGINT (service_runner)
         ctx.stopping = True  # requests still arriving on open connections get 503 and retry
         server.stop()

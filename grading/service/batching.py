@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -29,6 +31,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("coursehub.grading.exchange")
+
+#: Arrival times kept for `recent_rate` (a minute at 300/s).
+ARRIVALS_KEPT = 20_000
 
 #: A unit of work: adds rows to the session (may query it); its return value is the request's result.
 Unit = Callable[[Session], Any]
@@ -50,6 +55,8 @@ class GroupCommitter:
         #: Batches committed and units in them (for tests and the benchmark's notes).
         self.batches = 0
         self.units = 0
+        #: When recent units were queued (monotonic), for `recent_rate`.
+        self._arrivals: deque[float] = deque(maxlen=ARRIVALS_KEPT)
 
     def run(self, unit: Unit, timeout: float | None = None) -> Any:
         """Run `unit` in the next batch and return its result once that batch is committed; raises
@@ -59,7 +66,20 @@ class GroupCommitter:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
             self._queue.put((unit, fut))
+            self._arrivals.append(time.monotonic())
         return fut.result(timeout)
+
+    def recent_rate(self, window: float) -> float:
+        """Units queued per second over the last `window` seconds: how hard a deadline is pressing
+        (background work such as the LMS sync waits while it is high)."""
+        cutoff = time.monotonic() - window
+        n = 0
+        with self._lock:  # run() appends under the same lock
+            for t in reversed(self._arrivals):
+                if t < cutoff:
+                    break
+                n += 1
+        return n / window
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop the writer."""

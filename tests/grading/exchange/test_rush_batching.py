@@ -260,3 +260,16 @@ def test_the_service_core_uses_group_commit(tmp_path):
 def test_committer_refuses_a_zero_batch():
     with pytest.raises(ValueError):
         GroupCommitter(lambda: None, max_batch=0)  # type: ignore[arg-type, return-value]
+
+
+def test_recent_rate_counts_units_queued_in_the_window(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'rate.sqlite'}")
+    committer = GroupCommitter(sessionmaker(engine), max_batch=8)
+    try:
+        assert committer.recent_rate(10.0) == 0.0
+        for _ in range(30):
+            committer.run(lambda s: None)
+        assert committer.recent_rate(10.0) == pytest.approx(3.0)
+        assert committer.recent_rate(1e-9) == 0.0  # none in an (almost) empty window
+    finally:
+        committer.close()

@@ -58,14 +58,30 @@ async def test_roster_and_grades_through_the_hubs_records(tmp_path):
         grades = load_grades(db_url=gradebook)
         with outbox_sessions(settings)() as s:
             assert enqueue_changes(s, "c1", grades.long, dt.datetime(2026, 11, 1, tzinfo=dt.UTC)) == 3
-        out = await make_sender(settings).send_due()
-        assert out == {"sent": 3}
+        sender = make_sender(settings)
+        assert await sender.send_due(pause=lambda: True) == {}  # a deadline started: every row waits
+        assert lms.results == {}
+        asked: list[int] = []
+        assert await sender.send_due(pause=lambda: asked.append(1) or len(asked) > 1) == {"sent": 1}
+        out = await sender.send_due()
+        assert out == {"sent": 2}
         assert {k[2] for k in lms.results} == {"ann", "bob", "cy"}
         assert all(r["gradingProgress"] == "PendingManual" for r in lms.results.values())
     finally:
         store.dispose()
         server.stop()
         await server.close_all_connections()
+
+
+def remote_lms_settings(tmp_path, state):  # noqa: ANN001, ANN201
+    """Settings with one LMS registered (not reachable: nothing is sent) and the outbox created."""
+    platform = SimpleNamespace(name="campus", issuer="https://lms.example", token_url="https://lms.example/token",
+                               auth_login_url="https://lms.example/auth", jwks_url="https://lms.example/jwks")
+    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None),
+                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
+                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
+    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    return settings
 
 
 async def test_background_sync_waits_for_the_hubs_tool_key(tmp_path, monkeypatch):
@@ -75,12 +91,7 @@ async def test_background_sync_waits_for_the_hubs_tool_key(tmp_path, monkeypatch
 
     monkeypatch.setattr(runtime, "_started", {})
     state = tmp_path / "state"
-    platform = SimpleNamespace(name="campus", issuer="https://lms.example", token_url="https://lms.example/token",
-                               auth_login_url="https://lms.example/auth", jwks_url="https://lms.example/jwks")
-    settings = SimpleNamespace(state_dir=state, local=False, hub=SimpleNamespace(db_url=None),
-                               auth=SimpleNamespace(lti=SimpleNamespace(platforms=[platform], local_lms=False)),
-                               grading_db_url=lambda: f"sqlite:///{tmp_path / 'grading.sqlite'}")
-    Base.metadata.create_all(outbox_sessions(settings).kw["bind"])
+    settings = remote_lms_settings(tmp_path, state)
     built = []
     real = runtime.make_sender
     monkeypatch.setattr(runtime, "make_sender", lambda s: built.append(real(s)) or built[-1])
@@ -99,3 +110,45 @@ async def test_background_sync_waits_for_the_hubs_tool_key(tmp_path, monkeypatch
     none = SimpleNamespace(**{**vars(settings), "auth": SimpleNamespace(lti=SimpleNamespace(platforms=[], local_lms=False)),
                               "grading_db_url": lambda: "sqlite:///" + str(tmp_path / "other.sqlite")})
     assert not runtime.start_background_sync(none)
+
+
+async def test_background_sync_waits_while_a_deadline_presses_at_most_max_deferral(tmp_path, monkeypatch):
+    """Above RUSH_RATE submissions per second both timers skip their turn (no sender is built, no
+    row is queued); below it, or once MAX_DEFERRAL has passed, they run."""
+    from coursehub.grading.lms import runtime
+
+    monkeypatch.setattr(runtime, "_started", {})
+    state = tmp_path / "state"
+    load_or_create_key_pair(tool_key_path(state))
+    settings = remote_lms_settings(tmp_path, state)
+    built, windows = [], []
+    real = runtime.make_sender
+    monkeypatch.setattr(runtime, "make_sender", lambda s: built.append(real(s)) or built[-1])
+    rate = [runtime.RUSH_RATE * 4]
+    clock = [1000.0]
+    monkeypatch.setattr(runtime, "_clock", lambda: clock[0])
+
+    def submission_rate(window: float) -> float:
+        windows.append(window)
+        return rate[0]
+
+    assert runtime.start_background_sync(settings, every=3600, submission_rate=submission_rate)
+    timer = runtime._started[settings.grading_db_url()]
+    try:
+        await timer.callback()
+        clock[0] += runtime.MAX_DEFERRAL - 1
+        await timer.callback()
+        assert built == [] and timer.is_running()  # a deadline: nothing done yet
+        assert windows and set(windows) == {runtime.RUSH_WINDOW}
+        clock[0] += 2  # waited MAX_DEFERRAL: runs although the deadline still presses
+        await timer.callback()
+        assert len(built) == 1
+        rate[0] = runtime.RUSH_RATE - 0.1  # quiet again: runs every turn, and a new rush waits again
+        await timer.callback()
+        rate[0] = runtime.RUSH_RATE
+        built.clear()
+        monkeypatch.setattr(runtime, "make_sender", lambda s: built.append(s))
+        await timer.callback()
+        assert built == []
+    finally:
+        timer.stop()

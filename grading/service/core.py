@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,16 @@ from .hidden import strip_feedback_files
 from .inputs import bounded, check_notebook
 
 log = logging.getLogger("coursehub.grading.exchange")
+
+#: Before a submission is stored, in one round trip built once (a deadline runs it hundreds of times
+#: a second): is the assignment released, and did this upload id already store a submission (a retry)?
+SUBMIT_CHECK = select(
+    select(literal(1)).where(Release.course_id == bindparam("course"), Release.assignment_id == bindparam("assignment"),
+                             Release.active.is_(True)).limit(1).scalar_subquery().label("released"),
+    select(Submission.id).where(Submission.course_id == bindparam("course"), Submission.student_id == bindparam("student"),
+                                Submission.upload_id == bindparam("upload")).limit(1).scalar_subquery().label("existing"),
+)
+
 
 #: nbgrader's default timestamp format; the string is also the feedback folder name on the client.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"
@@ -215,10 +225,13 @@ class ExchangeCore:
         upload_id = upload_id or uuid.uuid4().hex
         if not (0 < len(upload_id) <= 64 and upload_id.isascii() and upload_id.replace("-", "").isalnum()):
             raise ServiceError(400, "invalid upload id (letters, digits and '-', at most 64)")
-        with self._session() as s:  # one read transaction: the release, and a retry of this upload
-            if self._active_release(s, course_id, assignment_id) is None:
+        with self._session() as s:  # one round trip: the release, and a retry of this upload
+            released, existing_id = s.connection().execute(SUBMIT_CHECK, {
+                "course": course_id, "assignment": assignment_id, "student": caller.name, "upload": upload_id,
+            }).one()
+            if released is None:
                 raise ServiceError(404, f"The assignment {assignment_id!r} of {course_id!r} is not released.")
-            existing = self._by_upload(s, course_id, caller.name, upload_id)
+            existing = s.get(Submission, existing_id) if existing_id is not None else None
         files = self._read(data)
         # What the service writes itself is never taken from the client.
         for reserved in ("timestamp.txt", "submission_secret.txt", envparity.RECORD_FILE):

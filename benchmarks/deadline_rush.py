@@ -44,6 +44,10 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=15.0, help="arrival window (default 15 s: ~67/s at 1,000)")
     p.add_argument("--size", default="200KB", help="notebook size (default 200KB)")
     p.add_argument("--repeats", type=int, default=3, help="runs (default 3)")
+    p.add_argument("--first-contact", choices=("launch", "deadline"), default="launch",
+                   help="launch (default): the students' servers met the grading service before the rush, as "
+                        "their launch's assignment fetch does, and the rush starts once those answers are out of "
+                        "date; deadline: every token is new to the service in the rush")
     p.add_argument("--postgres", action="store_true", help="grading database on PostgreSQL (default SQLite)")
     p.add_argument("--baseline-n", type=int, default=300, help="nbgrader submits for the baseline (default 300)")
     p.add_argument("--skip-baseline", action="store_true")
@@ -68,7 +72,7 @@ def main() -> int:
                 for r in range(args.repeats):
                     with CpuSampler() as cpu:
                         rep = loadtest(hub, "deadline", "--students", str(args.n), "--over", f"{args.seconds}s",
-                                       "--size", args.size, "--keep-users",
+                                       "--size", args.size, "--keep-users", "--first-contact", args.first_contact,
                                        *(["--through-proxy"] if args.through_proxy else []), admin=True)
                     reports.append(rep)
                     s = rep["seconds"]
@@ -82,7 +86,9 @@ def main() -> int:
         db = "PostgreSQL" if args.postgres else "SQLite"
         rate = args.n / args.seconds if args.seconds else float("inf")
         path = "through the hub's proxy" if args.through_proxy else "straight to the grading service"
-        print(f"\n== deadline rush, real hub, cold caches, {db}, {path}: {args.n} x {args.size} over "
+        met = ("servers met the service at launch" if args.first_contact == "launch"
+               else "every token new to the service")
+        print(f"\n== deadline rush, real hub, cold caches ({met}), {db}, {path}: {args.n} x {args.size} over "
               f"{args.seconds:g} s (~{rate:.0f}/s offered), {args.repeats} repeat(s) ==")
         for q in ("p50", "p95", "p99"):
             print(f"latency {q}: {min_median([x['seconds'][q] for x in reports])}")
@@ -90,9 +96,13 @@ def main() -> int:
         failed = sum(x["failed"] for x in reports)
         print(f"lost {lost}  duplicated {dup}  failed {failed}  (over {args.n * len(reports)} submissions; "
               "target: 0, 0, 0)")
-        rates = [x["ok"] / x["wall_seconds"] for x in reports if x["wall_seconds"]]
-        print(f"acknowledged per second of wall (at most the offered rate): min {min(rates):.1f}/s  median {median(rates):.1f}/s   "
-              "(target: >= 200/s with p99 <= 500 ms)")
+        rates = [x["throughput_per_second"] for x in reports if x.get("throughput_per_second")]
+        walls = [x["ok"] / x["wall_seconds"] for x in reports if x["wall_seconds"]]
+        print(f"acknowledged per second, first to last acknowledgement (at most the offered rate): min "
+              f"{min(rates):.1f}/s  median {median(rates):.1f}/s   (target: >= 200/s with p99 <= 500 ms)")
+        print(f"  per second of wall, from the first arrival to the last acknowledgement: min {min(walls):.1f}/s  "
+              f"median {median(walls):.1f}/s (one latency more in the window; below the offered rate even "
+              "at zero latency)")
         if not args.skip_baseline:
             n = min(args.n, args.baseline_n)
             from coursehub.loadtest.cli import parse_size

@@ -121,6 +121,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="notebook size (default 200KB)")
     dl.add_argument("--assignment", help="submit to this released assignment (default: a fresh one the test "
                                          "releases and unreleases)")
+    dl.add_argument("--first-contact", choices=("launch", "deadline"), default="launch",
+                    help="when the students' servers first met the grading service: at their launch, before "
+                         "the rush, as on a real deadline (default; the rush starts once the service's answers "
+                         "about their tokens are out of date, 31 s later), or in the rush itself (every token new "
+                         "to the service)")
     dl.add_argument("--through-proxy", action="store_true",
                     help="submit through the hub's proxy (the public URL); by default the local platform's "
                          "submissions go straight to the grading service, as the user servers' do (with "
@@ -206,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from .submissions import deadline_rush
 
-            report = deadline_rush(sc, args.students, args.over, args.size, args.assignment)
+            report = deadline_rush(sc, args.students, args.over, args.size, args.assignment, args.first_contact)
     except StepFailed as e:
         print(f"error: could not prepare the run: {e.reason}", file=sys.stderr)
         return 1

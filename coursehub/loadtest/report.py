@@ -22,6 +22,7 @@ class Outcome:
     upload_id: str | None = None  # deadline: the upload id every retry reused
     ack_id: int | None = None     # deadline: the submission id the service acknowledged
     attempts: int = 0
+    done_at: float | None = None  # when it ended, seconds after the run's start (for the throughput)
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -57,6 +58,16 @@ def account(outcomes: list[Outcome], stored: list[dict]) -> dict:
             "duplicated": duplicated, "stored_unacknowledged": unacked}
 
 
+def throughput(outcomes: Iterable[Outcome]) -> float | None:
+    """Successes per second between the first and the last one to end: the rate the system kept up
+    (at most the offered rate in an open loop), without the first arrival's latency and the last
+    one's in the denominator. None with fewer than two."""
+    ends = sorted(o.done_at for o in outcomes if o.ok and o.done_at is not None)
+    if len(ends) < 2 or ends[-1] <= ends[0]:
+        return None
+    return round((len(ends) - 1) / (ends[-1] - ends[0]), 2)
+
+
 def build(scenario: str, target: str, requested: int, over: float, outcomes: list[Outcome], wall: float,
           extra: dict | None = None) -> dict:
     ok = [o for o in outcomes if o.ok]
@@ -67,7 +78,8 @@ def build(scenario: str, target: str, requested: int, over: float, outcomes: lis
         "failures": dict(Counter(o.reason for o in outcomes if not o.ok).most_common()),
         "seconds": summary(o.seconds for o in ok if o.seconds is not None),
         "stages": {k: summary(o.stages[k] for o in ok if k in o.stages) for k in stage_names},
-        "wall_seconds": round(wall, 3), "load_average": [round(x, 2) for x in os.getloadavg()],
+        "wall_seconds": round(wall, 3), "throughput_per_second": throughput(ok),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **(extra or {}),
     }
 
@@ -80,6 +92,9 @@ def render(report: dict) -> str:
     lines = [f"coursehub loadtest {report['scenario']} against {report['target']}",
              f"  {report['requested']} requested over {report['over_seconds']:.0f} s: {report['ok']} ok, "
              f"{report['failed']} failed (wall {report['wall_seconds']:.1f} s, load average {' '.join(map(str, report['load_average']))})"]
+    if report.get("throughput_per_second"):
+        lines.append(f"  throughput: {report['throughput_per_second']:.1f}/s from the first success to the last "
+                     f"({report['ok'] / report['wall_seconds'] if report['wall_seconds'] else 0:.1f}/s of wall)")
     label = report.get("measured", "latency")
     lines.append(f"  {label}: {fmt(report['seconds'])}")
     for stage, s in report["stages"].items():

@@ -49,6 +49,7 @@ def run_open_loop(n: int, over: float, job: Job, *, concurrency: int, hard_limit
         with lock:
             if closed.is_set():
                 return out
+            out.done_at = time.monotonic() - start
             outcomes.append(out)
             bar.update(1)
             failed = sum(not o.ok for o in outcomes)

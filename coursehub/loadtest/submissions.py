@@ -25,8 +25,23 @@ from .scenario import Scenario
 ATTEMPTS = 3
 
 
-def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignment: str | None = None) -> dict:
-    """Run the deadline rush; the report (see report.build and report.account)."""
+#: How the students' servers first met the grading service (see `deadline_rush`).
+FIRST_CONTACTS = ("launch", "deadline")
+
+
+def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignment: str | None = None,
+                  first_contact: str = "launch") -> dict:
+    """Run the deadline rush; the report (see report.build and report.account).
+
+    `first_contact="launch"` (as on a real deadline): each student's server met the grading service
+    earlier, when its launch fetched the assignment (here: one listing per student before the rush),
+    and the rush starts once the service's answers about their tokens are older than its
+    `TOKEN_TTL`, so that it takes the submissions on the hub's earlier word and asks the hub again
+    in the background. `"deadline"`: the service sees each token for the first time in the rush and
+    asks the hub before storing (a server started after the last four hours, or after a restart of
+    the service)."""
+    if first_contact not in FIRST_CONTACTS:
+        raise ValueError(f"first_contact must be one of {FIRST_CONTACTS}")
     assignment = assignment or sc.run_id
     instructor, staff_token = sc.instructor()
     ex = Exchange(sc.hub_url, sc.platform.course_id, assignment, service_url=sc.service_url)
@@ -42,6 +57,18 @@ def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignmen
     tokens = {s.name: t for s, t in people if t}
     names = list(tokens)
     failed_sign_in = students - len(names)
+    if first_contact == "launch":
+        met_at = meet_the_service(ex, tokens, sc)
+        from coursehub.grading.service.auth import TOKEN_TTL
+
+        wait = met_at + TOKEN_TTL + 1 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        sc.notes.append("each student's server met the grading service before the rush (as the launch's "
+                        f"assignment fetch does); the rush started {TOKEN_TTL + 1} s later, when the service's "
+                        "answers about their tokens were out of date (re-checked with the hub in the background)")
+    else:
+        sc.notes.append("the grading service saw each student's token for the first time in the rush")
 
     def submit(i: int, at: float, deadline: float) -> Outcome:
         if i >= len(names):
@@ -80,6 +107,23 @@ def deadline_rush(sc: Scenario, students: int, over: float, size: int, assignmen
     return build("deadline", sc.hub_url, students, over, outcomes, wall, {
         "measured": f"submission acknowledged ({size // 1000} KB, up to {ATTEMPTS} attempts)",
         "course": ex.course_id, "assignment": assignment, **counts, "notes": sc.notes, "window": window})
+
+
+def meet_the_service(ex: Exchange, tokens: dict[str, str], sc: Scenario) -> float:
+    """Each student's server asks the service once whether the assignment is released (as the
+    launch's fetch does); returns when the last of them was answered (monotonic)."""
+    from tqdm import tqdm
+
+    def one(name: str) -> None:
+        try:
+            ex.is_released(tokens[name])
+        except (StepFailed, OSError):
+            pass  # this student's submission is then the service's first contact
+
+    with ThreadPoolExecutor(min(8, sc.concurrency)) as pool:
+        list(tqdm(pool.map(one, list(tokens)), total=len(tokens), desc="servers meet the service",
+                  disable=not sc.progress))
+    return time.monotonic()
 
 
 def _release_fresh(ex: Exchange, token: str, sc: Scenario) -> bool:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from coursehub.loadtest.report import Outcome, account, build, percentile, render, summary
+from coursehub.loadtest.report import Outcome, account, build, percentile, render, summary, throughput
 from coursehub.loadtest.runner import schedule
 
 
@@ -81,3 +81,15 @@ def test_schedule_spreads_arrivals_over_the_window() -> None:
     assert schedule(1, 300, 10.0) == [10.0]
     assert schedule(3, 0, 10.0) == [10.0, 10.0, 10.0]
     assert schedule(5, 100, 0.0) == [0.0, 25.0, 50.0, 75.0, 100.0]
+
+
+def test_throughput_is_successes_between_the_first_and_the_last_to_end():
+    ends = [Outcome(ok=True, done_at=1.0 + i * 0.005) for i in range(201)]  # 200/s for one second
+    failed = [Outcome(ok=False, done_at=0.0), Outcome(ok=False, done_at=9.0)]  # failures do not count
+    assert throughput(ends + failed) == pytest.approx(200.0)
+    assert throughput([Outcome(ok=True, done_at=1.0)]) is None  # one success: no rate
+    assert throughput([Outcome(ok=True, done_at=1.0), Outcome(ok=True, done_at=1.0)]) is None
+    assert throughput([Outcome(ok=True)] * 3) is None  # never recorded (built by hand)
+    report = build("deadline", "t", 201, 1.0, ends, 1.4)
+    assert report["throughput_per_second"] == pytest.approx(200.0)
+    assert "throughput: 200.0/s" in render(report)

@@ -32,11 +32,14 @@ def loadtest(hub, *argv: str, admin: bool = False) -> tuple[int, dict]:
     return proc.returncode, json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("path", ["direct", "through-proxy"])
-def test_deadline_reads_every_submission_back(hub, path):
-    """Straight to the grading service as the user servers submit (the default), or through the proxy."""
+@pytest.mark.parametrize(("path", "first_contact"), [("direct", "launch"), ("through-proxy", "deadline")])
+def test_deadline_reads_every_submission_back(hub, path, first_contact):
+    """Straight to the grading service as the user servers submit (the default), or through the proxy;
+    the servers met the service at launch (the default: the rush waits until those answers are out
+    of date), or the rush is the first contact."""
     extra = ["--through-proxy"] if path == "through-proxy" else []
-    rc, report = loadtest(hub, "deadline", "--students", "5", "--over", "2s", "--size", "20KB", *extra, admin=True)
+    rc, report = loadtest(hub, "deadline", "--students", "5", "--over", "2s", "--size", "20KB", *extra,
+                          "--first-contact", first_contact, admin=True)
     assert rc == 0, report
     assert (report["requested"], report["ok"], report["failed"]) == (5, 5, 0)
     assert (report["stored"], report["acknowledged"], report["lost"], report["duplicated"]) == (5, 5, 0, 0)
@@ -46,6 +49,9 @@ def test_deadline_reads_every_submission_back(hub, path):
     assert any("removed 6 of 6 test user(s)" in n for n in report["notes"])  # 5 students + the instructor
     direct = [n for n in report["notes"] if "straight to the grading service at http://127.0.0.1:" in n]
     assert len(direct) == (1 if path == "direct" else 0), report["notes"]
+    met = [n for n in report["notes"] if "met the grading service before the rush" in n]
+    assert len(met) == (1 if first_contact == "launch" else 0), report["notes"]
+    assert 0 < report["throughput_per_second"] <= 5 / 2 * 1.5  # about the offered 2.5/s, never far above
 
 
 def test_lecture_start_reaches_a_kernel_and_stops_the_servers(hub):

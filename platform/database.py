@@ -8,7 +8,12 @@ SQLite: WAL (readers never block the writer), a 30 s busy timeout, foreign keys 
 for the lock at the start instead of failing on upgrade mid-transaction (the job queue needs that).
 `wal=False` leaves the file's journal mode alone (nbgrader's gradebook, which instructors may keep
 on a network filesystem, where WAL's shared memory does not work).
-PostgreSQL: a pool of `pool_size` (+ as many overflow) connections, checked before use.
+PostgreSQL: a pool of `pool_size` (+ as many overflow) connections. A connection that sat in the
+pool longer than `PING_AFTER_IDLE` seconds is pinged before use (the server restarted, a firewall
+dropped it) and replaced if dead; one in steady use is not, because a ping is a round trip per
+request at a deadline. If the server restarts while connections are busy, the next statement on
+each fails once (OperationalError: the grading service answers 503 and the clients retry), and
+SQLAlchemy replaces the whole pool.
 
 `schema_change` is the one way a process creates or migrates a schema that other processes may be
 creating at the same moment (the hub, the grading service, a worker, a CLI starting together).
@@ -16,16 +21,41 @@ creating at the same moment (the hub, the grading service, a worker, a CLI start
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine
 
 #: Seconds a SQLite connection waits for a lock before giving up.
 SQLITE_BUSY_SECONDS = 30
+
+
+#: Seconds in the pool after which a PostgreSQL connection is pinged before it is used again.
+PING_AFTER_IDLE = 10.0
+
+
+def ping_idle_connections(engine: Engine, after: float | None = None) -> None:
+    """Ping a pooled connection before use only if it was idle for `after` seconds (default
+    `PING_AFTER_IDLE`); a dead one is replaced (the pool retries the checkout with a new one)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < (PING_AFTER_IDLE if after is None else after):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise exc.DisconnectionError(f"a pooled connection idle for {time.monotonic() - since:.0f} s "
+                                         f"is dead: {e}") from e
 
 
 def make_engine(url: str, *, pool_size: int = 10, immediate_writes: bool = False, durable: bool = True,
@@ -34,8 +64,9 @@ def make_engine(url: str, *, pool_size: int = 10, immediate_writes: bool = False
 
     `hide_parameters` keeps statement parameters (names, emails) out of error messages and logs."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                             hide_parameters=hide_parameters)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=hide_parameters)
+        ping_idle_connections(engine)
+        return engine
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False},

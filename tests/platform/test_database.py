@@ -83,3 +83,52 @@ def test_use_wal_keeps_an_existing_databases_rows(tmp_path):
         assert conn.execute("SELECT name FROM users ORDER BY name").fetchall() == [("ada",), ("grace",)]
     finally:
         conn.close()
+
+
+def _backend_pid(engine) -> int:  # noqa: ANN001
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def _kill(pg_url: str, pid: int) -> None:
+    other = make_engine(pg_url, pool_size=1)
+    try:
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    finally:
+        other.dispose()
+
+
+def test_postgresql_replaces_a_dead_connection_that_sat_idle_in_the_pool(pg_url, monkeypatch):
+    from coursehub.platform import database
+
+    monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)  # every pooled connection counts as idle
+    engine = database.make_engine(pg_url, pool_size=1)
+    try:
+        pid = _backend_pid(engine)
+        _kill(pg_url, pid)  # the server dropped the pooled connection (a restart, a firewall)
+        assert _backend_pid(engine) != pid  # pinged, found dead, replaced: the caller never saw it
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_does_not_ping_a_connection_in_steady_use(pg_url):
+    """A connection back in the pool within PING_AFTER_IDLE is used without a round trip first;
+    if it died meanwhile, that statement fails once and the pool is replaced."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = make_engine(pg_url, pool_size=1)
+    pings: list[int] = []
+    real = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda conn: pings.append(1) or real(conn)  # type: ignore[method-assign]
+    try:
+        pid = _backend_pid(engine)
+        for _ in range(5):
+            assert _backend_pid(engine) == pid
+        assert pings == []
+        _kill(pg_url, pid)
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()

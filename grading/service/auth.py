@@ -21,7 +21,7 @@ two hub requests per upload:
   knows is forgotten at once (its next request is refused). So a deadline does not turn into one hub
   request per student in the same minute, and submissions keep being taken while the hub restarts.
   A revoked token can still hand in submissions until its re-check is answered: the uploads that
-  arrive before, one at a time per student (`StudentSlots`). Every other request (listing, fetching,
+  arrive before, at most two at a time per student (`StudentSlots`). Every other request (listing, fetching,
   feedback, anything staff do) waits for an answer at most `TOKEN_TTL` seconds old, as before.
 
 Course roles come only from `course:<id>:<role>` groups; nothing in the request can add to them.
@@ -113,10 +113,16 @@ class ServiceHubAuth(HubOAuth):
         return model
 
     def _remember(self, key: str, when: float, model: dict | None) -> None:
+        """Keep the hub's answer asked for at `when`, unless an answer asked for later is kept
+        (a slow re-check must not bring back a token the hub has since said no to)."""
+        kept = self._known.get(key)
+        if kept is not None and kept[0] > when:
+            return
         if not model:
-            self._known.pop(key, None)  # revoked or never valid: forgotten here and in HubAuth's cache
-            if key in self.cache:
+            if key in self.cache:  # revoked: forgotten here and in HubAuth's cache
                 del self.cache[key]
+            if kept is not None:
+                self._known[key] = (when, None)
             return
         self._known[key] = (when, model)
         if len(self._known) > MAX_CACHED_USERS:
@@ -131,7 +137,7 @@ class ServiceHubAuth(HubOAuth):
             return None
         key = self.cache_key(token, session_id)
         hit = self._known.get(key)
-        if hit is None:
+        if hit is None or hit[1] is None:
             return None
         age = self.clock() - hit[0]
         if age >= self.known_ttl:

@@ -414,3 +414,25 @@ def test_rechecks_are_paced_and_survive_a_hub_that_does_not_answer():
         auth._api_request = answer  # type: ignore[method-assign]
 
     asyncio.run(main())
+
+
+def test_a_slow_answer_never_overrides_a_later_one():
+    """A re-check asked before the hub said no (and answered after) must not bring the token back."""
+    fake, clock = FakeHubAPI(), Clock()
+    fake.tokens["tok-eve"] = "eve"
+    auth = known_auth(fake, clock)
+
+    async def main() -> None:
+        await lookup(auth, "tok-eve")
+        key = auth.cache_key("tok-eve")
+        asked_early = clock.now + 1
+        clock.now += 2
+        auth._remember(key, clock.now, None)  # the hub said no (a fresh lookup)
+        assert auth.known_user("tok-eve") is None
+        auth._remember(key, asked_early, {"kind": "user", "name": "eve"})  # the slow re-check's yes
+        assert auth.known_user("tok-eve") is None
+        # Tokens the service never knew are not remembered as refused (a spray of forged tokens).
+        assert await lookup(auth, "tok-forged-1") is None and await lookup(auth, "tok-forged-2") is None
+        assert len(auth._known) == 1
+
+    asyncio.run(main())

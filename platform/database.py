@@ -38,9 +38,9 @@ SQLITE_BUSY_SECONDS = 30
 PING_AFTER_IDLE = 10.0
 
 
-def ping_idle_connections(engine: Engine, after: float | None = None) -> None:
-    """Ping a pooled connection before use only if it was idle for `after` seconds (default
-    `PING_AFTER_IDLE`); a dead one is replaced (the pool retries the checkout with a new one)."""
+def ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it was idle for `PING_AFTER_IDLE` seconds; a
+    dead one is replaced (the pool retries the checkout with a new one)."""
 
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi_conn: Any, record: Any) -> None:
@@ -49,7 +49,7 @@ def ping_idle_connections(engine: Engine, after: float | None = None) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         since = record.info.pop("idle_since", None)
-        if since is None or time.monotonic() - since < (PING_AFTER_IDLE if after is None else after):
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
             return
         try:
             engine.dialect.do_ping(dbapi_conn)

@@ -308,23 +308,24 @@ def start_background_sync(settings: Any, every: float | None = None,
     every = every if every is not None else conf.send_interval_seconds
     sender: Sender | None = None
     launches_seen: dict[str, float] = {}  # course -> time of the last names pass (launch names)
-    deferred_since: list[float | None] = [None]
+    deferred_since: float | None = None
 
     def deadline_pressing(quiet: bool = False) -> bool:
         """True while submissions arrive faster than RUSH_RATE, for at most MAX_DEFERRAL seconds."""
+        nonlocal deferred_since
         if submission_rate is None:
             return False
         rate = submission_rate(RUSH_WINDOW)
         if rate < RUSH_RATE:
-            deferred_since[0] = None
+            deferred_since = None
             return False
         now = _clock()
-        if deferred_since[0] is None:
-            deferred_since[0] = now
-        if now - deferred_since[0] >= MAX_DEFERRAL:
+        if deferred_since is None:
+            deferred_since = now
+        if now - deferred_since >= MAX_DEFERRAL:
             if not quiet:
                 log.warning("LMS sync runs although submissions still arrive at %.0f/s: it waited %.0f s",
-                            rate, now - deferred_since[0])
+                            rate, now - deferred_since)
             return False
         if not quiet:
             log.info("LMS sync waits: submissions arrive at %.0f/s (a deadline)", rate)
